@@ -1,0 +1,126 @@
+"""Command line: `moorage serve | migrate | gc`. Parses args, loads Settings, starts one role."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+import uvicorn
+
+from moorage import __version__
+from moorage.app import create_app
+from moorage.config import Settings, load_settings
+from moorage.db.engine import Database
+from moorage.db.migrate import upgrade, upgrade_sync
+from moorage.errors import ConfigError
+from moorage.services.gc import GarbageCollector, GcReport
+from moorage.services.registry import RegistryServices
+from moorage.storage.factory import build_driver
+
+CONFIG_OPTION = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="config.yaml path (default: $MOORAGE_CONFIG, else embedded defaults).",
+)
+
+
+def _settings(config_path: Path | None, **overrides: object) -> Settings:
+    path = config_path or (
+        Path(os.environ["MOORAGE_CONFIG"]) if os.environ.get("MOORAGE_CONFIG") else None
+    )
+    try:
+        return load_settings(path, **{k: v for k, v in overrides.items() if v is not None})
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@click.group(help="Moorage: a container registry with Quay-compatible repository mirroring.")
+@click.version_option(__version__, prog_name="moorage")
+def main() -> None:
+    pass
+
+
+@main.command(help="Run the registry and the /api/v1 management API (migrates the DB first).")
+@CONFIG_OPTION
+@click.option("--host", default=None, help="Listen address (config HTTP_HOST, default 127.0.0.1).")
+@click.option(
+    "--port", type=int, default=None, help="Listen port (config HTTP_PORT, default 8080)."
+)
+@click.option("--log-level", default="info", show_default=True)
+def serve(config_path: Path | None, host: str | None, port: int | None, log_level: str) -> None:
+    _logging(log_level)
+    settings = _settings(config_path, HTTP_HOST=host, HTTP_PORT=port)
+    upgrade_sync(settings.database_url)
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.HTTP_HOST,
+        port=settings.HTTP_PORT,
+        log_level=log_level,
+        access_log=False,
+        proxy_headers=True,
+        timeout_keep_alive=30,
+        h11_max_incomplete_event_size=1024 * 1024,
+    )
+    server = uvicorn.Server(config)
+    click.echo(
+        f"Moorage {__version__} serving on http://{settings.HTTP_HOST}:{settings.HTTP_PORT} "
+        f"(data: {settings.DATA_DIR.resolve()}, db: {settings.database_url.split('://')[0]}, "
+        f"storage: {settings.storage_entry[0]})",
+        err=True,
+    )
+    server.run()
+
+
+@main.command(help="Apply database migrations up to the newest schema, then exit.")
+@CONFIG_OPTION
+def migrate(config_path: Path | None) -> None:
+    settings = _settings(config_path)
+    upgrade_sync(settings.database_url)
+    click.echo("database is at the newest schema")
+
+
+@main.command(
+    help="Delete unreferenced manifests and blobs and stale uploads (safe while serving)."
+)
+@CONFIG_OPTION
+@click.option("--grace-seconds", type=int, default=None, help="Override GC_GRACE_PERIOD_SECONDS.")
+def gc(config_path: Path | None, grace_seconds: int | None) -> None:
+    settings = _settings(config_path)
+    report = asyncio.run(_run_gc(settings, grace_seconds))
+    click.echo(
+        f"deleted {report.manifests_deleted} manifests, {report.blobs_deleted} blobs "
+        f"({report.bytes_freed} bytes), purged {report.uploads_purged} uploads"
+    )
+
+
+async def _run_gc(settings: Settings, grace_seconds: int | None) -> GcReport:
+    db = Database(settings.database_url)
+    storage = build_driver(settings)
+    try:
+        await upgrade(db)
+        services = RegistryServices.build(settings, db, storage)
+        grace = settings.GC_GRACE_PERIOD_SECONDS if grace_seconds is None else grace_seconds
+        collector = GarbageCollector(db, storage, services.uploads, grace)
+        return await collector.run(settings.UPLOAD_PURGE_AFTER_SECONDS)
+    finally:
+        await storage.close()
+        await db.dispose()
+
+
+if __name__ == "__main__":
+    main()

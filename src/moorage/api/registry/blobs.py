@@ -1,0 +1,59 @@
+"""HEAD/GET/DELETE /v2/<name>/blobs/<digest>."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from moorage.api.deps import services
+from moorage.api.registry.auth import require
+from moorage.api.registry.common import API_VERSION, RangeUnsatisfiable, parse_range, prime
+from moorage.auth.permissions import DELETE, PULL
+from moorage.errors import BlobUnknown, StorageNotFound
+from moorage.oci.digest import Digest
+
+
+async def get_blob(request: Request) -> Response:
+    name = request.path_params["name"]
+    digest = Digest.parse(request.path_params["digest"])
+    await require(request, name, PULL)
+    svc = services(request)
+    repo = await svc.repositories.get(name)
+    info = await svc.blobs.stat(repo, digest)
+    headers = {
+        **API_VERSION,
+        "Docker-Content-Digest": str(digest),
+        "Accept-Ranges": "bytes",
+        "Content-Type": "application/octet-stream",
+        "ETag": f'"{digest}"',
+        "Cache-Control": "max-age=31536000",
+    }
+    if request.method == "HEAD":
+        return Response(headers={**headers, "Content-Length": str(info.size)})
+    try:
+        byte_range = parse_range(request.headers.get("range"), info.size)
+    except RangeUnsatisfiable:
+        return Response(
+            status_code=416, headers={**headers, "Content-Range": f"bytes */{info.size}"}
+        )
+    offset, length, status = 0, info.size, 200
+    if byte_range is not None:
+        offset, end = byte_range
+        length, status = end - offset + 1, 206
+        headers["Content-Range"] = f"bytes {offset}-{end}/{info.size}"
+    try:
+        body = await prime(svc.blobs.read(digest, offset, length))
+    except StorageNotFound as exc:
+        raise BlobUnknown(f"blob {digest} is missing from storage") from exc
+    headers["Content-Length"] = str(length)
+    return StreamingResponse(body, status_code=status, headers=headers)
+
+
+async def delete_blob(request: Request) -> Response:
+    name = request.path_params["name"]
+    digest = Digest.parse(request.path_params["digest"])
+    await require(request, name, DELETE)
+    svc = services(request)
+    repo = await svc.repositories.get(name)
+    await svc.blobs.delete(repo, digest)
+    return Response(status_code=202, headers={**API_VERSION, "Content-Length": "0"})

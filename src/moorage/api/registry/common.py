@@ -1,0 +1,90 @@
+"""Small helpers shared by the /v2/ handlers: headers, pagination, streaming."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+
+from moorage.errors import BlobUploadInvalid
+
+API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
+MAX_PAGE = 10_000
+
+
+def page_params(request: Request, default: int | None) -> tuple[int | None, str | None]:
+    """Parse ``n`` and ``last`` query parameters."""
+    raw = request.query_params.get("n")
+    last = request.query_params.get("last") or None
+    if raw is None or raw == "":
+        return default, last
+    try:
+        n = int(raw)
+    except ValueError as exc:
+        raise BlobUploadInvalid(f"invalid page size n={raw!r}") from exc
+    if n < 0:
+        raise BlobUploadInvalid(f"invalid page size n={raw!r}")
+    return min(n, MAX_PAGE), last
+
+
+def next_link(path: str, n: int, last: str) -> str:
+    return f'<{path}?{urlencode({"n": n, "last": last})}>; rel="next"'
+
+
+async def prime(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """Fetch the first chunk now, so errors surface before the response starts."""
+    try:
+        first = await chunks.__anext__()
+    except StopAsyncIteration:
+        first = b""
+
+    async def rest() -> AsyncIterator[bytes]:
+        if first:
+            yield first
+        async for chunk in chunks:
+            yield chunk
+
+    return rest()
+
+
+def parse_content_range(value: str | None) -> tuple[int, int] | None:
+    """Parse an upload Content-Range (``start-end``, optionally ``bytes start-end``)."""
+    if not value:
+        return None
+    text = value.strip()
+    for prefix in ("bytes=", "bytes "):
+        if text.startswith(prefix):
+            text = text[len(prefix) :]
+    text = text.split("/", 1)[0]
+    start_s, sep, end_s = text.partition("-")
+    if not sep or not start_s.isdigit() or not end_s.isdigit():
+        raise BlobUploadInvalid(f"invalid Content-Range {value!r}")
+    start, end = int(start_s), int(end_s)
+    if end < start:
+        raise BlobUploadInvalid(f"invalid Content-Range {value!r}")
+    return start, end
+
+
+def parse_range(value: str | None, size: int) -> tuple[int, int] | None:
+    """Parse a single ``bytes=a-b`` / ``bytes=a-`` / ``bytes=-n`` Range; None if absent/invalid."""
+    if not value or not value.startswith("bytes=") or "," in value:
+        return None
+    start_s, _, end_s = value[len("bytes=") :].strip().partition("-")
+    try:
+        if start_s == "":
+            suffix = int(end_s)
+            return (max(size - suffix, 0), size - 1) if suffix > 0 else None
+        start = int(start_s)
+        end = int(end_s) if end_s else size - 1
+    except ValueError:
+        return None
+    if start >= size or end < start:
+        raise RangeUnsatisfiable(size)
+    return start, min(end, size - 1)
+
+
+class RangeUnsatisfiable(Exception):
+    def __init__(self, size: int) -> None:
+        super().__init__(f"range not satisfiable for size {size}")
+        self.size = size

@@ -1,0 +1,150 @@
+"""Blob upload sessions: POST (start, monolithic, mount), PATCH, PUT, GET, DELETE."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from moorage.api.deps import services
+from moorage.api.registry.auth import require
+from moorage.api.registry.common import API_VERSION, parse_content_range
+from moorage.auth.permissions import PULL, PUSH
+from moorage.errors import DigestInvalid, SizeInvalid
+from moorage.oci.digest import Digest
+from moorage.services.uploads import UploadStatus
+
+
+def _body(request: Request) -> AsyncIterator[bytes] | None:
+    """The request body stream, or None when the request carries no body."""
+    length = request.headers.get("content-length")
+    if length == "0" or (
+        length is None and "chunked" not in request.headers.get("transfer-encoding", "")
+    ):
+        return None
+    return request.stream()
+
+
+def _declared_length(request: Request) -> int | None:
+    raw = request.headers.get("content-length")
+    return int(raw) if raw and raw.isdigit() else None
+
+
+def _upload_headers(name: str, status: UploadStatus) -> dict[str, str]:
+    return {
+        **API_VERSION,
+        "Location": f"/v2/{name}/blobs/uploads/{status.id}",
+        "Range": f"0-{max(status.size - 1, 0)}",
+        "Docker-Upload-UUID": status.id,
+        "Content-Length": "0",
+    }
+
+
+def _created(name: str, digest: Digest) -> Response:
+    return Response(
+        status_code=201,
+        headers={
+            **API_VERSION,
+            "Location": f"/v2/{name}/blobs/{digest}",
+            "Docker-Content-Digest": str(digest),
+            "Content-Length": "0",
+        },
+    )
+
+
+def _digest_param(request: Request) -> Digest:
+    raw = request.query_params.get("digest")
+    if not raw:
+        raise DigestInvalid("the digest query parameter is required")
+    return Digest.parse(raw)
+
+
+async def start_upload(request: Request) -> Response:
+    name = request.path_params["name"]
+    await require(request, name, PULL, PUSH)
+    svc = services(request)
+    mount = request.query_params.get("mount")
+    source = request.query_params.get("from")
+    repo = await svc.repositories.get_or_create(name)
+    if mount and source:
+        digest = Digest.parse(mount)
+        if await _may_pull(request, source):
+            source_repo = await svc.repositories.find(source)
+            if source_repo is not None and await svc.blobs.mount(repo, digest, source_repo):
+                return _created(name, digest)
+    if "digest" in request.query_params:
+        digest = _digest_param(request)
+        body = _body(request) or _empty()
+        size = await svc.uploads.monolithic(repo, digest, body)
+        _check_length(request, size)
+        return _created(name, digest)
+    status = await svc.uploads.start(repo)
+    return Response(status_code=202, headers=_upload_headers(name, status))
+
+
+async def _may_pull(request: Request, source: str) -> bool:
+    try:
+        await require(request, source, PULL)
+    except Exception:
+        return False
+    return True
+
+
+async def _empty() -> AsyncIterator[bytes]:
+    return
+    yield b""  # pragma: no cover - makes this an async generator
+
+
+def _check_length(request: Request, received: int) -> None:
+    declared = _declared_length(request)
+    if declared is not None and declared != received:
+        raise SizeInvalid(f"Content-Length is {declared} but {received} bytes were received")
+
+
+async def patch_upload(request: Request) -> Response:
+    name = request.path_params["name"]
+    await require(request, name, PULL, PUSH)
+    svc = services(request)
+    repo = await svc.repositories.get(name)
+    content_range = parse_content_range(request.headers.get("content-range"))
+    declared = _declared_length(request)
+    if (
+        content_range is not None
+        and declared is not None
+        and content_range[1] - content_range[0] + 1 != declared
+    ):
+        raise SizeInvalid("Content-Range does not match Content-Length")
+    start = content_range[0] if content_range else None
+    status = await svc.uploads.append(
+        repo, request.path_params["upload_id"], request.stream(), start
+    )
+    return Response(status_code=202, headers=_upload_headers(name, status))
+
+
+async def complete_upload(request: Request) -> Response:
+    name = request.path_params["name"]
+    await require(request, name, PULL, PUSH)
+    svc = services(request)
+    repo = await svc.repositories.get(name)
+    digest = _digest_param(request)
+    await svc.uploads.complete(repo, request.path_params["upload_id"], digest, _body(request))
+    return _created(name, digest)
+
+
+async def get_upload(request: Request) -> Response:
+    name = request.path_params["name"]
+    await require(request, name, PULL, PUSH)
+    svc = services(request)
+    repo = await svc.repositories.get(name)
+    status = await svc.uploads.status(repo, request.path_params["upload_id"])
+    return Response(status_code=204, headers=_upload_headers(name, status))
+
+
+async def cancel_upload(request: Request) -> Response:
+    name = request.path_params["name"]
+    await require(request, name, PULL, PUSH)
+    svc = services(request)
+    repo = await svc.repositories.get(name)
+    await svc.uploads.cancel(repo, request.path_params["upload_id"])
+    return Response(status_code=204, headers={**API_VERSION, "Content-Length": "0"})

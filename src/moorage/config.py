@@ -1,0 +1,193 @@
+"""One typed Settings object, loaded and validated once at start-up, then passed explicitly.
+
+Key names follow Quay's ``config.yaml`` wherever Quay has one. Every key can also be set by an
+environment variable ``MOORAGE_<KEY>`` (complex values as JSON); the environment wins over the
+file. With no configuration at all, Moorage runs on embedded defaults: SQLite and a local storage
+folder inside ``DATA_DIR``, with generated secrets kept in that folder.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from moorage.errors import ConfigError
+
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]?)i?B?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+StorageEntry = tuple[Literal["LocalStorage", "S3Storage"], dict[str, Any]]
+
+
+def parse_size(value: int | str) -> int:
+    """Parse ``20G``/``512M``/``1024`` (Quay's MAXIMUM_LAYER_SIZE format) into bytes."""
+    if isinstance(value, int):
+        return value
+    match = _SIZE_RE.match(value)
+    if not match:
+        raise ValueError(f"not a size: {value!r} (use e.g. 20G, 512M, 1048576)")
+    return int(match.group(1)) * _SIZE_UNITS[match.group(2).upper()]
+
+
+class Settings(BaseSettings):
+    """Every configuration key of Moorage. Field names are the config.yaml keys."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MOORAGE_", case_sensitive=False, extra="ignore", frozen=True
+    )
+
+    # --- server ---------------------------------------------------------------------------
+    SERVER_HOSTNAME: str | None = Field(
+        None, description="host[:port] clients use to reach Moorage; default: the request's Host"
+    )
+    PREFERRED_URL_SCHEME: Literal["http", "https"] = "http"
+    HTTP_HOST: str = Field("127.0.0.1", description="address `moorage serve` listens on")
+    HTTP_PORT: int = Field(8080, ge=0, le=65535, description="port `moorage serve` listens on")
+    DATA_DIR: Path = Field(
+        Path("moorage-data"), description="folder for the embedded SQLite DB, storage, secrets"
+    )
+    REGISTRY_STATE: Literal["normal", "readonly"] = "normal"
+
+    # --- database and storage -------------------------------------------------------------
+    DB_URI: str | None = Field(
+        None, description="sqlite:///path or postgresql://user@host/db; default SQLite in DATA_DIR"
+    )
+    DB_POOL_SIZE: int = Field(10, ge=1)
+    DISTRIBUTED_STORAGE_CONFIG: dict[str, StorageEntry] = Field(
+        default_factory=dict,
+        description="name -> [LocalStorage|S3Storage, {params}], as in Quay",
+    )
+    DISTRIBUTED_STORAGE_PREFERENCE: list[str] = Field(default_factory=list)
+
+    # --- secrets --------------------------------------------------------------------------
+    DATABASE_SECRET_KEY: SecretStr | None = Field(
+        None, description="key for credentials encrypted at rest; generated into DATA_DIR"
+    )
+    SECRET_KEY: SecretStr | None = Field(
+        None, description="key signing registry tokens and sessions; generated into DATA_DIR"
+    )
+
+    # --- registry limits ------------------------------------------------------------------
+    MAXIMUM_LAYER_SIZE: int = Field(20 * 1024**3, description="largest accepted blob, e.g. 20G")
+    MAXIMUM_MANIFEST_SIZE: int = Field(4 * 1024**2, ge=1024)
+    UPLOAD_PURGE_AFTER_SECONDS: int = Field(
+        86400, ge=60, description="abandoned upload sessions older than this are purged"
+    )
+    GC_GRACE_PERIOD_SECONDS: int = Field(
+        3600, ge=0, description="`moorage gc` never deletes content younger than this"
+    )
+    INSECURE_OPEN_REGISTRY_NO_AUTH: bool = Field(
+        False, description="DANGER: anyone may pull and push anything. For tests only."
+    )
+
+    # --- features -------------------------------------------------------------------------
+    FEATURE_REPO_MIRROR: bool = True
+    FEATURE_SPARSE_INDEX: bool = True
+    FEATURE_ANONYMOUS_ACCESS: bool = True
+    FEATURE_USER_INITIALIZE: bool = False
+    SUPER_USERS: list[str] = Field(default_factory=list)
+
+    @field_validator("MAXIMUM_LAYER_SIZE", mode="before")
+    @classmethod
+    def _size(cls, value: int | str) -> int:
+        return parse_size(value)
+
+    @model_validator(mode="after")
+    def _storage_preference_known(self) -> Settings:
+        for name in self.DISTRIBUTED_STORAGE_PREFERENCE:
+            if name not in self.DISTRIBUTED_STORAGE_CONFIG:
+                raise ValueError(
+                    f"DISTRIBUTED_STORAGE_PREFERENCE names {name!r}, "
+                    "which is not in DISTRIBUTED_STORAGE_CONFIG"
+                )
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment overrides config.yaml (which arrives as init kwargs).
+        return (env_settings, init_settings)
+
+    # --- derived values -------------------------------------------------------------------
+    @property
+    def database_url(self) -> str:
+        return self.DB_URI or f"sqlite:///{(self.DATA_DIR / 'moorage.db').resolve()}"
+
+    @property
+    def storage_entry(self) -> StorageEntry:
+        """The storage location Moorage writes to (first of DISTRIBUTED_STORAGE_PREFERENCE)."""
+        if not self.DISTRIBUTED_STORAGE_CONFIG:
+            return ("LocalStorage", {"storage_path": str((self.DATA_DIR / "storage").resolve())})
+        name = (self.DISTRIBUTED_STORAGE_PREFERENCE or list(self.DISTRIBUTED_STORAGE_CONFIG))[0]
+        return self.DISTRIBUTED_STORAGE_CONFIG[name]
+
+    def secret(self, name: Literal["DATABASE_SECRET_KEY", "SECRET_KEY"]) -> str:
+        value: SecretStr | None = getattr(self, name)
+        if value is None:
+            raise ConfigError(f"{name} is not set; call ensure_secrets() at start-up")
+        return value.get_secret_value()
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Read config.yaml (if any), apply the environment, validate, and fill generated secrets."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must contain a mapping of keys")
+        values.update(loaded)
+    values.update(overrides)
+    try:
+        settings = Settings(**values)
+    except ValueError as exc:  # pydantic.ValidationError is a ValueError
+        raise ConfigError(_describe_validation_error(exc)) from exc
+    return ensure_secrets(settings)
+
+
+def ensure_secrets(settings: Settings) -> Settings:
+    """Generate missing secrets once and keep them in DATA_DIR so restarts reuse them."""
+    missing = [k for k in ("DATABASE_SECRET_KEY", "SECRET_KEY") if getattr(settings, k) is None]
+    if not missing:
+        return settings
+    secret_file = settings.DATA_DIR / "secrets.yaml"
+    stored: dict[str, str] = {}
+    if secret_file.exists():
+        stored = yaml.safe_load(secret_file.read_text()) or {}
+    changed = False
+    for key in missing:
+        if key not in stored:
+            stored[key] = secrets.token_urlsafe(48)
+            changed = True
+    if changed:
+        settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
+        tmp = secret_file.with_suffix(".tmp")
+        tmp.write_text(yaml.safe_dump(stored))
+        tmp.chmod(0o600)
+        tmp.replace(secret_file)
+    return settings.model_copy(update={k: SecretStr(stored[k]) for k in missing})
+
+
+def _describe_validation_error(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return str(exc)
+    lines = []
+    for err in errors():
+        key = ".".join(str(part) for part in err.get("loc", ())) or "(config)"
+        lines.append(f"{key}: {err.get('msg')}")
+    return "invalid configuration: " + "; ".join(lines)

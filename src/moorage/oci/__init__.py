@@ -1,0 +1,1 @@
+"""Pure OCI domain: digests, references, media types and manifests. No I/O here."""

@@ -1,0 +1,1 @@
+"""Domain logic. Services take a Database and a StorageDriver, never an HTTP request."""

@@ -1,0 +1,1 @@
+"""Byte storage: one StorageDriver protocol, filesystem and S3 implementations."""

@@ -1,0 +1,48 @@
+"""The single owner of the storage key layout.
+
+    blobs/<algorithm>/<first two hex chars>/<hex>     blob content, content-addressed
+    uploads/<upload id>/<index, 8 digits>-<nonce>     one object per received upload chunk
+    _tmp/<random>                                     in-flight writes (filesystem driver)
+
+Keys never contain ``..``, empty segments or anything outside ``[A-Za-z0-9._-]`` per segment.
+"""
+
+from __future__ import annotations
+
+import re
+
+from moorage.errors import StorageKeyInvalid
+from moorage.oci.digest import Digest
+
+_SEGMENT = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
+_UPLOAD_ID = re.compile(r"^[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}$")
+
+BLOBS = "blobs"
+UPLOADS = "uploads"
+
+
+def validate_key(key: str) -> str:
+    """Refuse keys that could escape the storage root or alias another key."""
+    parts = key.split("/")
+    if not key or any(not _SEGMENT.match(p) or p in {".", ".."} for p in parts):
+        raise StorageKeyInvalid(f"invalid storage key {key!r}")
+    return key
+
+
+def blob_key(digest: Digest) -> str:
+    return f"{BLOBS}/{digest.algorithm}/{digest.hex[:2]}/{digest.hex}"
+
+
+def is_upload_id(upload_id: str) -> bool:
+    return bool(_UPLOAD_ID.match(upload_id))
+
+
+def upload_prefix(upload_id: str) -> str:
+    if not is_upload_id(upload_id):
+        raise StorageKeyInvalid(f"invalid upload id {upload_id!r}")
+    return f"{UPLOADS}/{upload_id}"
+
+
+def upload_chunk_key(upload_id: str, index: int, nonce: str) -> str:
+    """Chunk keys carry a nonce so two racing appends never overwrite each other's bytes."""
+    return validate_key(f"{upload_prefix(upload_id)}/{index:08d}-{nonce}")
