@@ -24,7 +24,9 @@ from moorage.db.base import Base
 from moorage.db.engine import Database
 from moorage.db.migrate import upgrade
 
-PG_ADMIN_URI = os.environ.get("MOORAGE_TEST_PG_URI", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URI = os.environ.get(
+    "MOORAGE_TEST_PG_URI", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 BACKENDS = ["sqlite-fs", "postgres-s3"]
 
 
@@ -54,8 +56,8 @@ def pg_database() -> Iterator[str]:
     async def _admin(sql: str) -> None:
         db = Database(PG_ADMIN_URI)
         try:
-            async with db.write_engine.connect() as conn:
-                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            async with db.write_engine.connect() as raw:
+                conn = await raw.execution_options(isolation_level="AUTOCOMMIT")
                 await conn.execute(text(sql))
         finally:
             await db.dispose()
@@ -89,7 +91,9 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def base_config(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
+def base_config(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[dict[str, Any]]:
     """Config values for the chosen backend (fresh database content and storage per test)."""
     config: dict[str, Any] = {
         "DATA_DIR": tmp_path / "data",
@@ -102,9 +106,15 @@ def base_config(backend: str, request: pytest.FixtureRequest, tmp_path: Path) ->
         config["DB_URI"] = request.getfixturevalue("pg_database")
         endpoint = request.getfixturevalue("s3_endpoint")
         bucket = f"test-{uuid.uuid4().hex[:12]}"
-        config["DISTRIBUTED_STORAGE_CONFIG"] = {"s3": ["S3Storage", s3_storage_params(endpoint, bucket)]}
+        config["DISTRIBUTED_STORAGE_CONFIG"] = {
+            "s3": ["S3Storage", s3_storage_params(endpoint, bucket)]
+        }
         config["DISTRIBUTED_STORAGE_PREFERENCE"] = ["s3"]
-    return config
+    yield config
+    if backend == "postgres-s3":
+        from tests.support.s3server import reset_s3_server
+
+        reset_s3_server(request.getfixturevalue("s3_endpoint"))
 
 
 @pytest.fixture

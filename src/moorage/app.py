@@ -5,20 +5,22 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from fastapi import FastAPI
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.datastructures import Headers
 
 from moorage import __version__
-from moorage.api.registry.common import API_VERSION
-from moorage.api.registry.errors import error_body, handle_registry_error
+from moorage.api.errors import install_error_handlers
+from moorage.api.registry.auth import audience
 from moorage.api.registry.router import routes as registry_routes
-from moorage.auth.permissions import AccessController, OpenAccess
+from moorage.api.v1.router import router as api_v1_router
+from moorage.auth.permissions import AccessController, OpenAccess, Policy
 from moorage.config import Settings
 from moorage.db.engine import Database
-from moorage.errors import RegistryError, StorageKeyInvalid
+from moorage.services.access import AccessService, RegistryAccess
+from moorage.services.accounts import AccountService
+from moorage.services.management import ManagementServices
 from moorage.services.registry import RegistryServices
 from moorage.storage.base import StorageDriver
 from moorage.storage.factory import build_driver
@@ -26,25 +28,45 @@ from moorage.storage.factory import build_driver
 log = logging.getLogger(__name__)
 
 
-class ClosedAccess:
-    """Until identity is configured, nobody may do anything."""
+@dataclass(frozen=True, slots=True)
+class Wiring:
+    """Everything a request may need, built once per process in the lifespan."""
 
-    async def authenticate(self, headers: object) -> object:
-        from moorage.auth.permissions import ANONYMOUS  # noqa: PLC0415
-
-        return ANONYMOUS
-
-    async def allowed_actions(
-        self, principal: object, repository: str, actions: frozenset[str]
-    ) -> frozenset[str]:
-        return frozenset()
+    db: Database
+    storage: StorageDriver
+    services: RegistryServices
+    management: ManagementServices
+    accounts: AccountService
+    access_service: AccessService
+    access: AccessController
 
 
-def build_access(settings: Settings) -> AccessController:
+def build(settings: Settings, db: Database, storage: StorageDriver) -> Wiring:
+    accounts = AccountService(db, settings.SUPER_USERS)
+    policy = Policy(
+        anonymous_access=settings.FEATURE_ANONYMOUS_ACCESS,
+        registry_readonly=settings.REGISTRY_STATE == "readonly",
+    )
+    access_service = AccessService(db, accounts, policy, settings.secret("SECRET_KEY"))
+    access: AccessController
     if settings.INSECURE_OPEN_REGISTRY_NO_AUTH:
         log.warning("INSECURE_OPEN_REGISTRY_NO_AUTH is on: anyone may pull and push anything")
-        return OpenAccess()
-    return ClosedAccess()  # type: ignore[return-value]
+        access = OpenAccess()
+    else:
+
+        def _audience(headers: Headers) -> str:
+            return audience(headers, settings)
+
+        access = RegistryAccess(access_service, _audience)
+    return Wiring(
+        db=db,
+        storage=storage,
+        services=RegistryServices.build(settings, db, storage),
+        management=ManagementServices.build(db),
+        accounts=accounts,
+        access_service=access_service,
+        access=access,
+    )
 
 
 def create_app(
@@ -59,10 +81,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = database or Database(settings.database_url, pool_size=settings.DB_POOL_SIZE)
         driver = storage or build_driver(settings)
-        app.state.db = db
-        app.state.storage = driver
-        app.state.services = RegistryServices.build(settings, db, driver)
-        app.state.access = build_access(settings)
+        wiring = build(settings, db, driver)
+        for name in Wiring.__slots__:
+            setattr(app.state, name, getattr(wiring, name))
         try:
             yield
         finally:
@@ -81,26 +102,6 @@ def create_app(
     )
     app.state.settings = settings
     app.router.routes.extend(registry_routes())
-    app.add_exception_handler(RegistryError, handle_registry_error)
-    app.add_exception_handler(StorageKeyInvalid, _storage_key_invalid)
-    app.add_exception_handler(StarletteHTTPException, _http_exception)
+    app.include_router(api_v1_router(settings))
+    install_error_handlers(app)
     return app
-
-
-async def _storage_key_invalid(request: Request, exc: Exception) -> Response:
-    return JSONResponse(
-        error_body("NAME_INVALID", "invalid name or reference"),
-        status_code=400,
-        headers=API_VERSION,
-    )
-
-
-async def _http_exception(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StarletteHTTPException)
-    if request.url.path.startswith("/v2/"):
-        code = "UNSUPPORTED" if exc.status_code == 405 else "NAME_UNKNOWN"
-        message = "unsupported method" if exc.status_code == 405 else "no such endpoint"
-        return JSONResponse(
-            error_body(code, message), status_code=exc.status_code, headers=API_VERSION
-        )
-    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)

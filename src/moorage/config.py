@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     GC_GRACE_PERIOD_SECONDS: int = Field(
         3600, ge=0, description="`moorage gc` never deletes content younger than this"
     )
+    REGISTRY_TOKEN_LIFETIME_SECONDS: int = Field(
+        3600, ge=60, description="lifetime of the bearer tokens issued by /v2/auth"
+    )
     INSECURE_OPEN_REGISTRY_NO_AUTH: bool = Field(
         False, description="DANGER: anyone may pull and push anything. For tests only."
     )

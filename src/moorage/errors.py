@@ -140,3 +140,54 @@ class StorageNotFound(StorageError):
 
 class StorageKeyInvalid(StorageError):
     """A storage key escapes the storage root or is malformed."""
+
+
+# --- management API (/api/v1) errors; rendered as Quay-compatible problem JSON ------------------
+
+
+class ApiError(MoorageError):
+    """An error of the management API."""
+
+    error_type = "invalid_request"
+
+
+class InvalidRequest(ApiError):
+    """Invalid request"""
+
+    error_type = "invalid_request"
+
+
+class NotFound(ApiError):
+    """Not Found"""
+
+    error_type = "not_found"
+
+
+class Conflict(ApiError):
+    """Conflict"""
+
+    error_type = "conflict"
+
+
+class AuthenticationRequired(ApiError):
+    """Requires authentication"""
+
+    error_type = "invalid_token"
+
+
+class PermissionDenied(ApiError):
+    """Unauthorized"""
+
+    error_type = "insufficient_scope"
+
+
+class RepositoryNotNormal(ApiError):
+    """The repository is in read only or mirror mode"""
+
+    error_type = "repository_state"
+
+
+class ServiceReadOnly(ApiError):
+    """System is currently read-only."""
+
+    error_type = "read_only"

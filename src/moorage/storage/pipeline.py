@@ -7,17 +7,24 @@ bounded at about two pieces per stream, whatever the blob size.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 from collections.abc import AsyncIterable, Callable
 
 PIECE = 1024 * 1024
+_EXECUTOR = concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="moorage-io")
 
 
 async def pump(
     chunks: AsyncIterable[bytes], sink: Callable[[bytes], None], piece: int = PIECE
 ) -> int:
-    """Feed ``chunks`` to ``sink`` in pieces of about ``piece`` bytes; return the total."""
+    """Feed ``chunks`` to ``sink`` in pieces of about ``piece`` bytes; return the total.
+
+    If the stream fails or the task is cancelled, this returns only after the piece being
+    written has finished, so the caller may safely close or delete what the sink writes to.
+    """
     total = 0
-    pending: asyncio.Future[None] | None = None
+    pending: concurrent.futures.Future[None] | None = None
     buffer: list[bytes] = []
     buffered = 0
     try:
@@ -31,18 +38,18 @@ async def pump(
                 buffer.clear()
                 buffered = 0
                 if pending is not None:
-                    await pending
-                pending = asyncio.ensure_future(asyncio.to_thread(sink, data))
+                    await asyncio.wrap_future(pending)
+                pending = _EXECUTOR.submit(sink, data)
                 total += len(data)
         if pending is not None:
-            await pending
-            pending = None
+            await asyncio.wrap_future(pending)
         if buffer:
             data = b"".join(buffer)
-            await asyncio.to_thread(sink, data)
+            pending = _EXECUTOR.submit(sink, data)
+            await asyncio.wrap_future(pending)
             total += len(data)
     finally:
         if pending is not None and not pending.done():
-            # Let the in-flight piece finish before the caller closes the file.
-            await asyncio.wait([pending])
+            with contextlib.suppress(BaseException):
+                await asyncio.wrap_future(pending)
     return total

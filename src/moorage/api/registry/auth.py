@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from starlette.datastructures import Headers
 from starlette.requests import Request
 
 from moorage.auth.permissions import AccessController, Principal
+from moorage.config import Settings
 from moorage.errors import Denied, Unauthorized
 
 
@@ -16,22 +18,29 @@ class ChallengeUnauthorized(Unauthorized):
         self.headers = {"WWW-Authenticate": challenge}
 
 
+def audience(headers: Headers, settings: Settings) -> str:
+    """The token service name: SERVER_HOSTNAME, else the Host the client used."""
+    return settings.SERVER_HOSTNAME or headers.get("host", "localhost")
+
+
 def challenge(request: Request, scope: str | None = None) -> str:
-    settings = request.app.state.settings
-    host = settings.SERVER_HOSTNAME or request.headers.get("host", "localhost")
-    scheme = settings.PREFERRED_URL_SCHEME
-    value = f'Bearer realm="{scheme}://{host}/v2/auth",service="{host}"'
+    settings: Settings = request.app.state.settings
+    host = audience(request.headers, settings)
+    value = f'Bearer realm="{settings.PREFERRED_URL_SCHEME}://{host}/v2/auth",service="{host}"'
     if scope:
         value += f',scope="{scope}"'
     return value
 
 
 async def authenticate(request: Request) -> Principal:
-    access: AccessController = request.app.state.access
     cached = getattr(request.state, "principal", None)
     if isinstance(cached, Principal):
         return cached
-    principal = await access.authenticate(request.headers)
+    access: AccessController = request.app.state.access
+    try:
+        principal = await access.authenticate(request.headers)
+    except Unauthorized as exc:
+        raise ChallengeUnauthorized(exc.message, challenge(request)) from exc
     request.state.principal = principal
     return principal
 
@@ -45,14 +54,15 @@ async def require(request: Request, repository: str, *actions: str) -> Principal
     if granted >= wanted:
         return principal
     scope = f"repository:{repository}:{','.join(sorted(wanted))}"
-    if principal.is_anonymous:
+    if principal.is_anonymous or principal.granted is not None:
+        # No credentials, or a token lacking this scope: tell the client which token to get.
         raise ChallengeUnauthorized("authentication required", challenge(request, scope))
     raise Denied(f"requested access to {repository} is denied")
 
 
 async def require_login(request: Request) -> Principal:
-    """GET /v2/ needs any valid identity (anonymous allowed only when open)."""
+    """GET /v2/ needs credentials or a token (anonymous tokens included)."""
     principal = await authenticate(request)
-    if principal.is_anonymous:
+    if principal.is_anonymous and principal.granted is None:
         raise ChallengeUnauthorized("authentication required", challenge(request))
     return principal

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route
 
-from moorage.api.registry import base, blobs, catalog, manifests, referrers, tags, uploads
+from moorage.api.registry import (
+    base,
+    blobs,
+    catalog,
+    manifests,
+    referrers,
+    tags,
+    token,
+    uploads,
+)
 
 NAME = "{name:path}"
 
@@ -12,6 +21,7 @@ NAME = "{name:path}"
 def routes() -> list[BaseRoute]:
     return [
         Route("/v2/", base.get_base, methods=["GET"]),
+        Route("/v2/auth", token.get_token, methods=["GET"]),
         Route("/v2/_catalog", catalog.list_catalog, methods=["GET"]),
         Route(f"/v2/{NAME}/blobs/uploads/", uploads.start_upload, methods=["POST"]),
         Route(

@@ -1,5 +1,15 @@
 """ORM models, one module per aggregate. Importing this package registers every table."""
 
+from moorage.db.models.account import (
+    AccessToken,
+    Account,
+    AccountKind,
+    OrgMember,
+    OrgRole,
+    RepoRole,
+    RepositoryPermission,
+)
+from moorage.db.models.audit import AuditLog
 from moorage.db.models.blob import Blob, RepositoryBlob
 from moorage.db.models.manifest import Manifest, ManifestBlob, ManifestChild
 from moorage.db.models.repository import Repository, RepositoryState, Visibility
@@ -7,12 +17,20 @@ from moorage.db.models.tag import Tag
 from moorage.db.models.upload import Upload
 
 __all__ = [
+    "AccessToken",
+    "Account",
+    "AccountKind",
+    "AuditLog",
     "Blob",
     "Manifest",
     "ManifestBlob",
     "ManifestChild",
+    "OrgMember",
+    "OrgRole",
+    "RepoRole",
     "Repository",
     "RepositoryBlob",
+    "RepositoryPermission",
     "RepositoryState",
     "Tag",
     "Upload",

@@ -1,0 +1,1 @@
+"""Quay-compatible management API under /api/v1."""

@@ -1,0 +1,85 @@
+"""Dependencies of /api/v1 handlers: the caller, their rights, and the audit actor."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from moorage.auth import scopes as sc
+from moorage.auth.permissions import Principal
+from moorage.config import Settings
+from moorage.errors import AuthenticationRequired, PermissionDenied, ServiceReadOnly, Unauthorized
+from moorage.services.access import AccessService
+from moorage.services.accounts import AccountService
+from moorage.services.audit import Actor
+from moorage.services.registry import RegistryServices
+
+
+def get_settings(request: Request) -> Settings:
+    value: Settings = request.app.state.settings
+    return value
+
+
+def get_access(request: Request) -> AccessService:
+    value: AccessService = request.app.state.access_service
+    return value
+
+
+def get_accounts(request: Request) -> AccountService:
+    value: AccountService = request.app.state.accounts
+    return value
+
+
+def get_registry(request: Request) -> RegistryServices:
+    value: RegistryServices = request.app.state.services
+    return value
+
+
+async def get_principal(request: Request) -> Principal:
+    """Bearer access token, or Basic credentials; anonymous when none are given."""
+    access = get_access(request)
+    try:
+        return await access.principal_from_headers(request.headers, audience=None)
+    except Unauthorized as exc:
+        raise AuthenticationRequired("Invalid credentials") from exc
+
+
+async def get_user(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    if principal.is_anonymous or principal.account_id is None:
+        raise AuthenticationRequired("Requires authentication")
+    return principal
+
+
+def get_actor(request: Request, principal: Annotated[Principal, Depends(get_principal)]) -> Actor:
+    ip = request.client.host if request.client else None
+    return Actor(principal, ip, request.headers.get("user-agent"))
+
+
+def writable(request: Request) -> None:
+    """Registry-wide read-only mode refuses every write (Quay's check_readonly)."""
+    if request.method != "GET" and get_settings(request).REGISTRY_STATE == "readonly":
+        raise ServiceReadOnly(
+            "System is currently read-only. Pulls will succeed but all write operations "
+            "are currently suspended.",
+            detail={"is_readonly": True},
+        )
+
+
+def require_scope(principal: Principal, scope: str) -> None:
+    if not principal.has_scope(scope):
+        raise PermissionDenied("Unauthorized")
+
+
+def require_superuser(principal: Principal) -> None:
+    if not (principal.superuser and principal.has_scope(sc.SUPER_USER)):
+        raise PermissionDenied("Unauthorized")
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+AccessDep = Annotated[AccessService, Depends(get_access)]
+AccountsDep = Annotated[AccountService, Depends(get_accounts)]
+RegistryDep = Annotated[RegistryServices, Depends(get_registry)]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+UserDep = Annotated[Principal, Depends(get_user)]
+ActorDep = Annotated[Actor, Depends(get_actor)]

@@ -1,0 +1,17 @@
+"""Mounts every /api/v1 router. Feature-gated routes are absent (404) when their flag is off."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from moorage.api.v1 import repositories, user
+from moorage.config import Settings
+
+
+def router(settings: Settings) -> APIRouter:
+    root = APIRouter(prefix="/api/v1")
+    root.include_router(user.router)
+    if settings.FEATURE_REPO_MIRROR:
+        repositories.add_changestate(root)
+    root.include_router(repositories.router)
+    return root

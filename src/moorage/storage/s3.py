@@ -1,0 +1,657 @@
+"""S3Driver: objects live in one S3 (or S3-compatible) bucket under an optional key prefix.
+
+Atomicity comes from S3 itself: ``put_object`` and ``complete_multipart_upload`` make an object
+visible all at once, and a failed or abandoned multipart upload is aborted, so a key shows
+either its old content or its complete new content.
+
+boto3 is blocking: every call runs in a worker thread via ``asyncio.to_thread``. A boto3 client
+is thread-safe, so one client is shared by every request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from moorage.errors import ConfigError, StorageError, StorageNotFound
+from moorage.storage.base import READ_PIECE, ChunkObserver
+from moorage.storage.paths import validate_key
+from moorage.storage.pipeline import pump
+
+if TYPE_CHECKING:
+    from botocore.response import StreamingBody
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import (
+        CompletedPartTypeDef,
+        ListObjectsV2OutputTypeDef,
+        ObjectIdentifierTypeDef,
+    )
+
+log = logging.getLogger(__name__)
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+
+# S3 limits: every part but the last is at least 5 MiB; a single copy is at most 5 GiB.
+MIN_PART = 5 * MiB
+MAX_COPY = 5 * GiB
+MAX_PARTS = 10_000
+DEFAULT_PART_SIZE = 16 * MiB
+DELETE_BATCH = 1000
+
+_NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})
+_NO_BUCKET = frozenset({"404", "NoSuchBucket", "NotFound"})
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+@contextlib.contextmanager
+def _storage_errors(key: str) -> Iterator[None]:
+    """Translate boto errors into the Moorage storage hierarchy."""
+    try:
+        yield
+    except ClientError as exc:
+        if _code(exc) in _NOT_FOUND:
+            raise StorageNotFound(key) from exc
+        raise StorageError(f"S3 request for {key!r} failed: {exc}") from exc
+    except BotoCoreError as exc:
+        raise StorageError(f"S3 request for {key!r} failed: {exc}") from exc
+
+
+def _as_bool(value: Any, name: str, default: bool) -> bool:
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in {"true", "yes", "1", "on"}:
+        return True
+    if isinstance(value, str) and value.strip().lower() in {"false", "no", "0", "off"}:
+        return False
+    raise ConfigError(f"S3Storage: {name} must be a boolean, not {value!r}")
+
+
+def _opt_str(params: Mapping[str, Any], name: str) -> str | None:
+    value = params.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f"S3Storage: {name} must be a string, not {value!r}")
+    return value
+
+
+def _port(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ConfigError(f"S3Storage: invalid port {value!r}")
+    try:
+        port = int(value)
+    except ValueError as exc:
+        raise ConfigError(f"S3Storage: invalid port {value!r}") from exc
+    if not 0 < port < 65536:
+        raise ConfigError(f"S3Storage: invalid port {value!r}")
+    return port
+
+
+def _split(start: int, end: int, limit: int) -> list[tuple[int, int]]:
+    """Split ``[start, end)`` into near-equal ranges of at most ``limit`` bytes."""
+    total = end - start
+    count = max(1, -(-total // limit))
+    size = -(-total // count)
+    return [(pos, min(pos + size, end)) for pos in range(start, end, size)]
+
+
+class _PartWriter:
+    """Accumulates a streamed write into parts of ``part_size`` and uploads them.
+
+    Only called from worker threads. ``pump`` serialises the sink, but a cancelled write may
+    call ``abort`` while a ``feed`` is still running in its thread: the lock makes ``abort``
+    wait for it, and a later ``feed`` refuses to start a new upload.
+    """
+
+    def __init__(
+        self,
+        client: S3Client,
+        bucket: str,
+        key: str,
+        part_size: int,
+        observer: ChunkObserver | None,
+    ) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.key = key
+        self.part_size = part_size
+        self.observer = observer
+        self.buffer = bytearray()
+        self.upload_id: str | None = None
+        self.parts: list[CompletedPartTypeDef] = []
+        self.lock = threading.Lock()
+        self.aborted = False
+
+    def feed(self, data: bytes) -> None:
+        with self.lock:
+            if self.aborted:
+                raise StorageError(f"S3 write of {self.key!r} was aborted")
+            if self.observer is not None:
+                self.observer(data)
+            self.buffer += data
+            # Strictly greater: the final part is never empty, and an object of exactly one
+            # part is a single put_object.
+            while len(self.buffer) > self.part_size:
+                with memoryview(self.buffer) as view, view[: self.part_size] as head:
+                    part = bytes(head)
+                del self.buffer[: self.part_size]
+                self._upload(part)
+
+    def _upload(self, body: bytes) -> None:
+        if self.upload_id is None:
+            created = self.client.create_multipart_upload(Bucket=self.bucket, Key=self.key)
+            self.upload_id = created["UploadId"]
+        number = len(self.parts) + 1
+        if number > MAX_PARTS:
+            raise StorageError(f"S3 write of {self.key!r} needs more than {MAX_PARTS} parts")
+        response = self.client.upload_part(
+            Bucket=self.bucket,
+            Key=self.key,
+            UploadId=self.upload_id,
+            PartNumber=number,
+            Body=body,
+        )
+        self.parts.append({"PartNumber": number, "ETag": response["ETag"]})
+
+    def finish(self) -> None:
+        with self.lock:
+            if self.aborted:
+                raise StorageError(f"S3 write of {self.key!r} was aborted")
+            self._finish()
+
+    def _finish(self) -> None:
+        if self.upload_id is None:
+            self.client.put_object(Bucket=self.bucket, Key=self.key, Body=bytes(self.buffer))
+        else:
+            if self.buffer:
+                self._upload(bytes(self.buffer))
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=self.key,
+                UploadId=self.upload_id,
+                MultipartUpload={"Parts": self.parts},
+            )
+            self.upload_id = None
+        self.buffer = bytearray()
+
+    def abort(self) -> None:
+        with self.lock:
+            self.aborted = True
+            self.buffer = bytearray()
+            if self.upload_id is None:
+                return
+            try:
+                self.client.abort_multipart_upload(
+                    Bucket=self.bucket, Key=self.key, UploadId=self.upload_id
+                )
+            except (ClientError, BotoCoreError):
+                log.warning("could not abort multipart upload of %s", self.key, exc_info=True)
+            self.upload_id = None
+
+
+class _Composer:
+    """Builds one multipart upload from server-side copies and small in-memory parts."""
+
+    def __init__(self, client: S3Client, bucket: str, key: str, copy_limit: int) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.key = key
+        self.copy_limit = copy_limit
+        self.upload_id: str | None = None
+        self.parts: list[CompletedPartTypeDef] = []
+
+    def _start(self) -> str:
+        if self.upload_id is None:
+            created = self.client.create_multipart_upload(Bucket=self.bucket, Key=self.key)
+            self.upload_id = created["UploadId"]
+        if len(self.parts) >= MAX_PARTS:
+            raise StorageError(f"S3 compose of {self.key!r} needs more than {MAX_PARTS} parts")
+        return self.upload_id
+
+    def add_bytes(self, body: bytes) -> None:
+        upload_id = self._start()
+        number = len(self.parts) + 1
+        response = self.client.upload_part(
+            Bucket=self.bucket, Key=self.key, UploadId=upload_id, PartNumber=number, Body=body
+        )
+        self.parts.append({"PartNumber": number, "ETag": response["ETag"]})
+
+    def add_copy(self, source: str, start: int, end: int, size: int) -> None:
+        """Copy bytes ``[start, end)`` of ``source`` (``size`` bytes long) as one or more parts."""
+        for low, high in _split(start, end, self.copy_limit):
+            upload_id = self._start()
+            number = len(self.parts) + 1
+            if low == 0 and high == size:
+                response = self.client.upload_part_copy(
+                    Bucket=self.bucket,
+                    Key=self.key,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    CopySource={"Bucket": self.bucket, "Key": source},
+                )
+            else:
+                response = self.client.upload_part_copy(
+                    Bucket=self.bucket,
+                    Key=self.key,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    CopySource={"Bucket": self.bucket, "Key": source},
+                    CopySourceRange=f"bytes={low}-{high - 1}",
+                )
+            self.parts.append({"PartNumber": number, "ETag": response["CopyPartResult"]["ETag"]})
+
+    def finish(self, tail: bytes) -> None:
+        if self.upload_id is None:
+            self.client.put_object(Bucket=self.bucket, Key=self.key, Body=tail)
+            return
+        if tail:
+            self.add_bytes(tail)
+        assert self.upload_id is not None
+        self.client.complete_multipart_upload(
+            Bucket=self.bucket,
+            Key=self.key,
+            UploadId=self.upload_id,
+            MultipartUpload={"Parts": self.parts},
+        )
+        self.upload_id = None
+
+    def abort(self) -> None:
+        if self.upload_id is None:
+            return
+        try:
+            self.client.abort_multipart_upload(
+                Bucket=self.bucket, Key=self.key, UploadId=self.upload_id
+            )
+        except (ClientError, BotoCoreError):
+            log.warning("could not abort multipart compose of %s", self.key, exc_info=True)
+        self.upload_id = None
+
+
+class S3Driver:
+    name = "S3Storage"
+
+    def __init__(
+        self,
+        client: S3Client,
+        bucket: str,
+        storage_path: str = "",
+        *,
+        part_size: int = DEFAULT_PART_SIZE,
+        create_bucket: bool = False,
+        region: str | None = None,
+        copy_part_limit: int = MAX_COPY,
+    ) -> None:
+        if part_size < MIN_PART:
+            raise ConfigError(f"S3Storage: part size must be at least {MIN_PART} bytes")
+        if not 2 * MIN_PART <= copy_part_limit <= MAX_COPY:
+            raise ConfigError(
+                f"S3Storage: copy part limit must be within [{2 * MIN_PART}, {MAX_COPY}]"
+            )
+        if not bucket:
+            raise ConfigError("S3Storage: s3_bucket is required")
+        self.client = client
+        self.bucket = bucket
+        self.prefix = storage_path.strip("/")
+        if self.prefix:
+            validate_key(self.prefix)
+        self.part_size = part_size
+        self.copy_part_limit = copy_part_limit
+        self.region = region
+        self._create_bucket = create_bucket
+        self._bucket_ready = not create_bucket
+        self._bucket_lock = threading.Lock()
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> S3Driver:
+        """Build a driver from Quay-style ``S3Storage`` parameters."""
+        bucket = _opt_str(params, "s3_bucket")
+        if bucket is None:
+            raise ConfigError("S3Storage: s3_bucket is required")
+        storage_path = _opt_str(params, "storage_path") or ""
+        region = _opt_str(params, "s3_region")
+        endpoint_url = _opt_str(params, "endpoint_url")
+        is_secure = _as_bool(params.get("is_secure"), "is_secure", True)
+        verify_param = params.get("verify")
+        verify: bool | str = (
+            verify_param
+            if isinstance(verify_param, str) and verify_param.startswith("/")
+            else _as_bool(verify_param, "verify", True)
+        )
+        if endpoint_url is None:
+            host = _opt_str(params, "host")
+            if host is not None:
+                scheme = "https" if is_secure else "http"
+                port = _port(params.get("port"))
+                endpoint_url = f"{scheme}://{host}" + (f":{port}" if port else "")
+        part_size = params.get("part_size", DEFAULT_PART_SIZE)
+        if not isinstance(part_size, int) or isinstance(part_size, bool):
+            raise ConfigError(f"S3Storage: part_size must be an integer, not {part_size!r}")
+
+        config = Config(
+            signature_version="s3v4",
+            # Custom endpoints (MinIO, Ceph RGW, moto) are addressed path-style.
+            s3={"addressing_style": "path" if endpoint_url else "auto"},
+            retries={"max_attempts": 5, "mode": "standard"},
+            max_pool_connections=32,
+            connect_timeout=10,
+            read_timeout=60,
+            # Flexible checksums by default break many S3-compatible servers.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        session = boto3.session.Session(
+            aws_access_key_id=_opt_str(params, "s3_access_key"),
+            aws_secret_access_key=_opt_str(params, "s3_secret_key"),
+            region_name=region or "us-east-1",
+        )
+        client = session.client(
+            "s3",
+            endpoint_url=endpoint_url,
+            use_ssl=is_secure,
+            verify=verify,
+            config=config,
+        )
+        return cls(
+            client,
+            bucket,
+            storage_path,
+            part_size=part_size,
+            create_bucket=_as_bool(params.get("create_bucket"), "create_bucket", False),
+            region=region,
+        )
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def _key(self, key: str) -> str:
+        validate_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _relative(self, bucket_key: str) -> str | None:
+        if not self.prefix:
+            return bucket_key
+        head = self.prefix + "/"
+        return bucket_key[len(head) :] if bucket_key.startswith(head) else None
+
+    async def _ready(self) -> None:
+        if not self._bucket_ready:
+            await asyncio.to_thread(self._ensure_bucket)
+
+    def _ensure_bucket(self) -> None:
+        with self._bucket_lock, _storage_errors(self.bucket):
+            if self._bucket_ready:
+                return
+            try:
+                self.client.head_bucket(Bucket=self.bucket)
+            except ClientError as exc:
+                if _code(exc) not in _NO_BUCKET:
+                    raise
+                try:
+                    if self.region and self.region != "us-east-1":
+                        self.client.create_bucket(
+                            Bucket=self.bucket,
+                            CreateBucketConfiguration={
+                                "LocationConstraint": self.region  # type: ignore[typeddict-item]
+                            },
+                        )
+                    else:
+                        self.client.create_bucket(Bucket=self.bucket)
+                except ClientError as create_exc:
+                    if _code(create_exc) != "BucketAlreadyOwnedByYou":
+                        raise
+            self._bucket_ready = True
+
+    def _head(self, bucket_key: str) -> int | None:
+        try:
+            response = self.client.head_object(Bucket=self.bucket, Key=bucket_key)
+        except ClientError as exc:
+            if _code(exc) in _NOT_FOUND:
+                return None
+            raise
+        return response["ContentLength"]
+
+    def _get_range(self, bucket_key: str, start: int, length: int) -> bytes:
+        response = self.client.get_object(
+            Bucket=self.bucket, Key=bucket_key, Range=f"bytes={start}-{start + length - 1}"
+        )
+        body = response["Body"]
+        try:
+            data = body.read()
+        finally:
+            body.close()
+        if len(data) != length:
+            raise StorageError(
+                f"short read of {bucket_key!r}: wanted {length} bytes, got {len(data)}"
+            )
+        return data
+
+    def _delete_keys(self, bucket_keys: list[str]) -> None:
+        for low in range(0, len(bucket_keys), DELETE_BATCH):
+            batch: list[ObjectIdentifierTypeDef] = [
+                {"Key": k} for k in bucket_keys[low : low + DELETE_BATCH]
+            ]
+            response = self.client.delete_objects(
+                Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
+            )
+            errors = response.get("Errors", [])
+            if errors:
+                first = errors[0]
+                raise StorageError(
+                    f"S3 could not delete {len(errors)} objects, e.g. "
+                    f"{first.get('Key')!r}: {first.get('Code')} {first.get('Message')}"
+                )
+
+    def _pages(self, bucket_prefix: str) -> Iterator[ListObjectsV2OutputTypeDef]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        return iter(paginator.paginate(Bucket=self.bucket, Prefix=bucket_prefix))
+
+    @staticmethod
+    def _next_page(
+        pages: Iterator[ListObjectsV2OutputTypeDef], prefix: str
+    ) -> ListObjectsV2OutputTypeDef | None:
+        with _storage_errors(prefix):
+            return next(pages, None)
+
+    # --- the StorageDriver protocol --------------------------------------------------------
+
+    async def stat(self, key: str) -> int | None:
+        bucket_key = self._key(key)
+        await self._ready()
+
+        def head() -> int | None:
+            with _storage_errors(key):
+                return self._head(bucket_key)
+
+        return await asyncio.to_thread(head)
+
+    async def read(
+        self, key: str, offset: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
+        bucket_key = self._key(key)
+        if offset < 0 or (length is not None and length < 0):
+            raise ValueError(f"invalid range offset={offset} length={length}")
+        await self._ready()
+        if length == 0:
+            if await self.stat(key) is None:
+                raise StorageNotFound(key)
+            return
+
+        def open_body() -> StreamingBody | None:
+            with _storage_errors(key):
+                if offset == 0 and length is None:
+                    return self.client.get_object(Bucket=self.bucket, Key=bucket_key)["Body"]
+                end = "" if length is None else str(offset + length - 1)
+                try:
+                    response = self.client.get_object(
+                        Bucket=self.bucket, Key=bucket_key, Range=f"bytes={offset}-{end}"
+                    )
+                except ClientError as exc:
+                    # The object exists but starts before ``offset``: nothing to read.
+                    if _code(exc) == "InvalidRange":
+                        return None
+                    raise
+                return response["Body"]
+
+        def read_piece(body: StreamingBody) -> bytes:
+            with _storage_errors(key):
+                return body.read(READ_PIECE)
+
+        body = await asyncio.to_thread(open_body)
+        if body is None:
+            return
+        try:
+            while True:
+                data = await asyncio.to_thread(read_piece, body)
+                if not data:
+                    break
+                yield data
+        finally:
+            body.close()
+
+    async def write(
+        self, key: str, chunks: AsyncIterable[bytes], observer: ChunkObserver | None = None
+    ) -> int:
+        bucket_key = self._key(key)
+        await self._ready()
+        writer = _PartWriter(self.client, self.bucket, bucket_key, self.part_size, observer)
+        try:
+            with _storage_errors(key):
+                size = await pump(chunks, writer.feed)
+                await asyncio.to_thread(writer.finish)
+        except BaseException:
+            # Shielded so a cancelled write still aborts its multipart upload.
+            await asyncio.shield(asyncio.to_thread(writer.abort))
+            raise
+        return size
+
+    async def compose(self, sources: list[str], dest: str) -> None:
+        if not sources:
+            raise ValueError("compose needs at least one source")
+        bucket_sources = [self._key(s) for s in sources]
+        bucket_dest = self._key(dest)
+        await self._ready()
+        await asyncio.to_thread(self._compose_sync, sources, bucket_sources, bucket_dest)
+
+    def _compose_sync(self, sources: list[str], bucket_sources: list[str], dest: str) -> None:
+        sizes: list[int] = []
+        for name, bucket_key in zip(sources, bucket_sources, strict=True):
+            with _storage_errors(name):
+                size = self._head(bucket_key)
+            if size is None:
+                raise StorageNotFound(name)
+            sizes.append(size)
+
+        if len(bucket_sources) == 1 and sizes[0] <= self.copy_part_limit:
+            if bucket_sources[0] != dest:
+                with _storage_errors(sources[0]):
+                    self.client.copy_object(
+                        Bucket=self.bucket,
+                        Key=dest,
+                        CopySource={"Bucket": self.bucket, "Key": bucket_sources[0]},
+                    )
+        else:
+            self._compose_multipart(bucket_sources, sizes, dest)
+
+        leftovers = sorted({k for k in bucket_sources if k != dest})
+        try:
+            with _storage_errors(dest):
+                self._delete_keys(leftovers)
+        except StorageError:
+            # ``dest`` is complete; stale sources are garbage, not a failed compose.
+            log.warning("compose into %s left its sources behind", dest, exc_info=True)
+
+    def _compose_multipart(self, bucket_sources: list[str], sizes: list[int], dest: str) -> None:
+        """Every part but the last is ≥ MIN_PART: sources that big are copied server-side;
+        smaller pieces are merged in a buffer that never holds more than MIN_PART bytes."""
+        composer = _Composer(self.client, self.bucket, dest, self.copy_part_limit)
+        buffer = bytearray()
+        last_index = len(bucket_sources) - 1
+        try:
+            with _storage_errors(dest):
+                for index, (source, size) in enumerate(zip(bucket_sources, sizes, strict=True)):
+                    position = 0
+                    if buffer and size:
+                        # Top the buffer up to a full part from the head of this source.
+                        take = min(MIN_PART - len(buffer), size)
+                        buffer += self._get_range(source, 0, take)
+                        position = take
+                        if len(buffer) >= MIN_PART:
+                            composer.add_bytes(bytes(buffer))
+                            buffer.clear()
+                    remaining = size - position
+                    if remaining == 0:
+                        continue
+                    # Here the buffer is empty: either it was, or it was just flushed.
+                    if remaining >= MIN_PART or index == last_index:
+                        composer.add_copy(source, position, size, size)
+                    else:
+                        buffer += self._get_range(source, position, remaining)
+                composer.finish(bytes(buffer))
+        except BaseException:
+            composer.abort()
+            raise
+
+    async def delete(self, key: str) -> None:
+        bucket_key = self._key(key)
+        await self._ready()
+
+        def delete() -> None:
+            with _storage_errors(key):
+                self.client.delete_object(Bucket=self.bucket, Key=bucket_key)
+
+        await asyncio.to_thread(delete)
+
+    async def delete_prefix(self, prefix: str) -> None:
+        bucket_prefix = self._key(prefix) + "/"
+        await self._ready()
+
+        def delete_all() -> None:
+            with _storage_errors(prefix):
+                for page in self._pages(bucket_prefix):
+                    self._delete_keys([obj["Key"] for obj in page.get("Contents", [])])
+
+        await asyncio.to_thread(delete_all)
+
+    async def list(self, prefix: str) -> AsyncIterator[str]:
+        bucket_prefix = self._key(prefix) + "/"
+        await self._ready()
+        pages = self._pages(bucket_prefix)
+        while True:
+            page = await asyncio.to_thread(self._next_page, pages, prefix)
+            if page is None:
+                return
+            for obj in page.get("Contents", []):
+                key = self._relative(obj["Key"])
+                if key is not None:
+                    yield key
+
+    async def redirect_url(self, key: str, expires_in: int) -> str | None:
+        bucket_key = self._key(key)
+
+        def presign() -> str:
+            with _storage_errors(key):
+                return self.client.generate_presigned_url(
+                    "get_object",
+                    Params={"Bucket": self.bucket, "Key": bucket_key},
+                    ExpiresIn=expires_in,
+                )
+
+        return await asyncio.to_thread(presign)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.client.close)
