@@ -13,6 +13,7 @@ import uvicorn
 
 from moorage import __version__
 from moorage.app import create_app
+from moorage.cli_admin import register as register_admin
 from moorage.config import Settings, load_settings
 from moorage.db.engine import Database
 from moorage.db.migrate import upgrade, upgrade_sync
@@ -120,6 +121,9 @@ async def _run_gc(settings: Settings, grace_seconds: int | None) -> GcReport:
     finally:
         await storage.close()
         await db.dispose()
+
+
+register_admin(main, _settings)
 
 
 if __name__ == "__main__":

@@ -15,12 +15,15 @@ from moorage.api.errors import install_error_handlers
 from moorage.api.registry.auth import audience
 from moorage.api.registry.router import routes as registry_routes
 from moorage.api.v1.router import router as api_v1_router
+from moorage.auth.crypto import FieldCipher
 from moorage.auth.permissions import AccessController, OpenAccess, Policy
 from moorage.config import Settings
 from moorage.db.engine import Database
+from moorage.mirror.ssrf import Resolver, SsrfGuard, system_resolver
 from moorage.services.access import AccessService, RegistryAccess
 from moorage.services.accounts import AccountService
 from moorage.services.management import ManagementServices
+from moorage.services.mirrors import MirrorService, mirror_robot_lookup
 from moorage.services.registry import RegistryServices
 from moorage.storage.base import StorageDriver
 from moorage.storage.factory import build_driver
@@ -39,15 +42,20 @@ class Wiring:
     accounts: AccountService
     access_service: AccessService
     access: AccessController
+    mirrors: MirrorService
 
 
-def build(settings: Settings, db: Database, storage: StorageDriver) -> Wiring:
+def build(
+    settings: Settings, db: Database, storage: StorageDriver, resolver: Resolver | None = None
+) -> Wiring:
     accounts = AccountService(db, settings.SUPER_USERS)
     policy = Policy(
         anonymous_access=settings.FEATURE_ANONYMOUS_ACCESS,
         registry_readonly=settings.REGISTRY_STATE == "readonly",
     )
-    access_service = AccessService(db, accounts, policy, settings.secret("SECRET_KEY"))
+    access_service = AccessService(
+        db, accounts, policy, settings.secret("SECRET_KEY"), mirror_robot=mirror_robot_lookup
+    )
     access: AccessController
     if settings.INSECURE_OPEN_REGISTRY_NO_AUTH:
         log.warning("INSECURE_OPEN_REGISTRY_NO_AUTH is on: anyone may pull and push anything")
@@ -66,6 +74,12 @@ def build(settings: Settings, db: Database, storage: StorageDriver) -> Wiring:
         accounts=accounts,
         access_service=access_service,
         access=access,
+        mirrors=MirrorService(
+            db,
+            FieldCipher(settings.secret("DATABASE_SECRET_KEY")),
+            SsrfGuard(settings.SSRF_ALLOWED_HOSTS, resolver or system_resolver),
+            settings.FEATURE_SPARSE_INDEX,
+        ),
     )
 
 
@@ -74,6 +88,7 @@ def create_app(
     *,
     database: Database | None = None,
     storage: StorageDriver | None = None,
+    resolver: Resolver | None = None,
 ) -> FastAPI:
     """The Moorage ASGI app. Resources are created in the lifespan unless injected."""
 
@@ -81,7 +96,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = database or Database(settings.database_url, pool_size=settings.DB_POOL_SIZE)
         driver = storage or build_driver(settings)
-        wiring = build(settings, db, driver)
+        wiring = build(settings, db, driver, resolver)
         for name in Wiring.__slots__:
             setattr(app.state, name, getattr(wiring, name))
         try:

@@ -89,6 +89,25 @@ class Settings(BaseSettings):
         False, description="DANGER: anyone may pull and push anything. For tests only."
     )
 
+    # --- repository mirroring (Quay's keys) ------------------------------------------------
+    SSRF_ALLOWED_HOSTS: list[str] = Field(
+        default_factory=list, description="hostnames or CIDRs exempt from the SSRF blocklist"
+    )
+    REPO_MIRROR_INTERVAL: int = Field(30, ge=1, description="seconds between worker polls")
+    REPO_MIRROR_ROLLBACK: bool = Field(False, description="all-or-nothing syncs")
+    REPO_MIRROR_MAX_MANIFEST_LIST_SIZE: int = Field(10 * 1024 * 1024, ge=1024)
+    REPO_MIRROR_MAX_MANIFEST_ENTRIES: int = Field(1000, ge=1)
+    REPO_MIRROR_WORKER_REPLICAS: int | None = Field(None, ge=1)
+    REPO_MIRROR_SERVER_HOSTNAME: str | None = Field(
+        None, description="accepted for Quay compatibility; the native engine needs no loopback"
+    )
+    REPO_MIRROR_TLS_VERIFY: bool = Field(
+        True, description="accepted for Quay compatibility; the native engine writes directly"
+    )
+    REPO_MIRROR_LEASE_SECONDS: int = Field(
+        60, ge=10, description="a sync lease not renewed for this long is taken over"
+    )
+
     # --- features -------------------------------------------------------------------------
     FEATURE_REPO_MIRROR: bool = True
     FEATURE_SPARSE_INDEX: bool = True

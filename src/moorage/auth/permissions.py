@@ -88,13 +88,12 @@ def decide(principal: Principal, facts: RepoFacts, action: str, policy: Policy) 
     if principal.is_anonymous and not (policy.anonymous_access and action == PULL):
         return False
     if not facts.exists:
+        # A repository that does not exist yet: whoever may create it may also pull from it
+        # (clients ask for "pull,push" before their first push).
+        creatable = facts.can_create and principal.has_scope(sc.REPO_CREATE)
         if action in {PUSH, CREATE}:
-            return (
-                facts.can_create
-                and principal.has_scope(sc.REPO_CREATE)
-                and not (policy.registry_readonly)
-            )
-        return False
+            return creatable and not policy.registry_readonly
+        return action == PULL and creatable
     role = effective_role(principal, facts)
     if action == PULL:
         return sc.rank(role) >= sc.rank(RepoRole.READ)

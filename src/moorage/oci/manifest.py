@@ -119,8 +119,13 @@ def resolve_media_type(content_type: str | None, doc: dict[str, Any]) -> str:
     raise ManifestInvalid(f"unsupported manifest media type {header or body_type!r}")
 
 
-def parse_manifest(payload: bytes, content_type: str | None) -> ParsedManifest:
-    """Validate ``payload`` as a manifest and describe what it references."""
+def parse_manifest(
+    payload: bytes, content_type: str | None, algorithm: str = "sha256"
+) -> ParsedManifest:
+    """Validate ``payload`` as a manifest and describe what it references.
+
+    ``algorithm`` names the digest the manifest is addressed by (the one a client pushed it by).
+    """
     try:
         doc = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -137,7 +142,7 @@ def parse_manifest(payload: bytes, content_type: str | None) -> ParsedManifest:
     annotations = doc.get("annotations") or {}
     if not isinstance(annotations, dict):
         raise ManifestInvalid("annotations must be an object")
-    digest = Digest.of(payload)
+    digest = Digest.of(payload, algorithm)
     if media_type in mt.INDEX_TYPES:
         children = _descriptor_list(doc, "manifests", required=True)
         return ParsedManifest(
@@ -147,7 +152,7 @@ def parse_manifest(payload: bytes, content_type: str | None) -> ParsedManifest:
             blobs=tuple(d for d in children if d.media_type not in mt.MANIFEST_TYPES),
             children=tuple(d for d in children if d.media_type in mt.MANIFEST_TYPES),
             subject=subject,
-            artifact_type=artifact_type,
+            artifact_type=artifact_type or None,
             annotations=annotations,
         )
     if media_type == mt.OCI_ARTIFACT_MANIFEST:
@@ -155,8 +160,9 @@ def parse_manifest(payload: bytes, content_type: str | None) -> ParsedManifest:
     else:
         config = _descriptor(doc.get("config"), "config")
         blobs = (config, *_descriptor_list(doc, "layers", required=True))
-        if artifact_type is None and subject is not None:
-            # OCI 1.1: a referrer without artifactType is reported with its config media type.
+        if not artifact_type and subject is not None:
+            # OCI 1.1: a referrer whose artifactType is absent or empty is reported with its
+            # config media type.
             artifact_type = config.media_type
     return ParsedManifest(
         media_type=media_type,

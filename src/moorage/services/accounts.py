@@ -67,7 +67,8 @@ class AccountService:
             kind="robot" if account.kind == AccountKind.ROBOT else "user",
             name=account.username,
             account_id=account.id,
-            superuser=account.kind == AccountKind.USER and account.username in self.super_users,
+            superuser=account.kind == AccountKind.USER
+            and (account.superuser or account.username in self.super_users),
             scopes=scopes,
         )
 
@@ -103,7 +104,13 @@ class AccountService:
 
     # --- users and organizations ---------------------------------------------------------
     async def create_user(
-        self, username: str, password: str, email: str | None, actor: Actor | None = None
+        self,
+        username: str,
+        password: str,
+        email: str | None,
+        actor: Actor | None = None,
+        *,
+        superuser: bool = False,
     ) -> Account:
         validate_username(username)
         if len(password) < 8:
@@ -114,7 +121,13 @@ class AccountService:
             if await queries.by_name(username) is not None:
                 raise Conflict(f"The username {username} is already in use")
             account = await queries.add(
-                Account(username=username, kind=AccountKind.USER, email=email, secret_hash=secret)
+                Account(
+                    username=username,
+                    kind=AccountKind.USER,
+                    email=email,
+                    secret_hash=secret,
+                    superuser=superuser,
+                )
             )
             record(
                 session, "user_create", actor, namespace=username, metadata={"username": username}

@@ -16,8 +16,8 @@ from moorage.db.queries.tags import TagQueries
 from moorage.errors import (
     DigestInvalid,
     ManifestBlobUnknown,
-    ManifestInvalid,
     ManifestUnknown,
+    PayloadTooLarge,
     RegistryError,
 )
 from moorage.oci.digest import Digest, is_digest
@@ -55,12 +55,14 @@ class ManifestService:
         self.db = db
         self.max_manifest_size = max_manifest_size
 
-    def parse(self, payload: bytes, content_type: str | None) -> ParsedManifest:
+    def parse(
+        self, payload: bytes, content_type: str | None, algorithm: str = "sha256"
+    ) -> ParsedManifest:
         if len(payload) > self.max_manifest_size:
-            raise ManifestInvalid(
+            raise PayloadTooLarge(
                 f"manifest is {len(payload)} bytes; the limit is {self.max_manifest_size}"
             )
-        return parse_manifest(payload, content_type)
+        return parse_manifest(payload, content_type, algorithm)
 
     async def put(
         self,
@@ -71,17 +73,17 @@ class ManifestService:
         *,
         allow_missing_children: bool = False,
     ) -> PutResult:
-        """Store a manifest and (for a tag reference) move the tag, in one transaction."""
-        parsed = self.parse(payload, content_type)
-        tag = None
-        if is_digest(reference):
-            wanted = Digest.parse(reference)
-            actual = Digest.of(payload, wanted.algorithm)
-            if actual != wanted:
-                raise DigestInvalid(f"manifest digest is {actual}, not {wanted}")
-        else:
-            tag = validate_tag(reference)
+        """Store a manifest and (for a tag reference) move the tag, in one transaction.
+
+        Pushed by digest, the manifest is stored under that digest and its algorithm; pushed by
+        tag, under its sha256 digest.
+        """
         namespace, name = split_repository(full_name)
+        wanted = Digest.parse(reference) if is_digest(reference) else None
+        tag = validate_tag(reference) if wanted is None else None
+        parsed = self.parse(payload, content_type, wanted.algorithm if wanted else "sha256")
+        if wanted is not None and parsed.digest != wanted:
+            raise DigestInvalid(f"manifest digest is {parsed.digest}, not {wanted}")
         async with self.db.transaction() as session:
             repo, _ = await RepositoryQueries(session).get_or_create(namespace, name)
             manifests = ManifestQueries(session)
@@ -193,3 +195,17 @@ class ManifestService:
     async def tags(self, repo: RepoRef, last: str | None, limit: int | None) -> list[str]:
         async with self.db.transaction(readonly=True) as session:
             return await TagQueries(session).names(repo.id, last, limit)
+
+    async def tag_page(
+        self, repo: RepoRef, last: str | None, n: int | None
+    ) -> tuple[list[str], bool]:
+        """Up to ``n`` tags (all if None) after ``last`` in ASCII order, and whether more follow.
+
+        ``n == 0`` is an empty page with nothing after it (OCI 1.1: no Link header).
+        """
+        if n == 0:
+            return [], False
+        names = await self.tags(repo, last, None if n is None else n + 1)
+        if n is not None and len(names) > n:
+            return names[:n], True
+        return names, False

@@ -116,11 +116,16 @@ class UploadService:
         upload_id: str,
         digest: Digest,
         chunks: AsyncIterable[bytes] | None = None,
+        start: int | None = None,
     ) -> int:
-        """Finish the upload: verify the digest, then make the blob visible. Returns its size."""
+        """Finish the upload: verify the digest, then make the blob visible. Returns its size.
+
+        ``chunks`` is an optional last chunk; ``start`` (from its Content-Range) must then equal
+        the size received so far.
+        """
         upload = await self._get(repo, upload_id)
         if chunks is not None:
-            await self._append(upload, chunks, None)
+            await self._append(upload, chunks, start)
         actual = await self._digest_of(upload, digest.algorithm)
         if actual != digest.hex:
             await self._discard(upload.id)

@@ -8,6 +8,7 @@ from starlette.responses import Response, StreamingResponse
 from moorage.api.deps import services
 from moorage.api.registry.auth import require
 from moorage.api.registry.common import API_VERSION, RangeUnsatisfiable, parse_range, prime
+from moorage.api.registry.errors import range_not_satisfiable_response
 from moorage.auth.permissions import DELETE, PULL
 from moorage.errors import BlobUnknown, StorageNotFound
 from moorage.oci.digest import Digest
@@ -33,9 +34,7 @@ async def get_blob(request: Request) -> Response:
     try:
         byte_range = parse_range(request.headers.get("range"), info.size)
     except RangeUnsatisfiable:
-        return Response(
-            status_code=416, headers={**headers, "Content-Range": f"bytes */{info.size}"}
-        )
+        return range_not_satisfiable_response(info.size)
     offset, length, status = 0, info.size, 200
     if byte_range is not None:
         offset, end = byte_range

@@ -18,6 +18,8 @@ async def list_catalog(request: Request) -> Response:
     svc = services(request)
     n, last = page_params(request, default=DEFAULT_PAGE)
     assert n is not None
+    if n == 0:
+        return JSONResponse({"repositories": []}, headers=API_VERSION)
     access = request.app.state.access
     visible: list[str] = []
     cursor = last

@@ -67,21 +67,28 @@ def parse_content_range(value: str | None) -> tuple[int, int] | None:
 
 
 def parse_range(value: str | None, size: int) -> tuple[int, int] | None:
-    """Parse a single ``bytes=a-b`` / ``bytes=a-`` / ``bytes=-n`` Range; None if absent/invalid."""
-    if not value or not value.startswith("bytes=") or "," in value:
+    """Parse a single ``bytes=a-b`` / ``bytes=a-`` / ``bytes=-n`` Range (RFC 9110 14.1.2).
+
+    None means "send the whole blob": no header, or one this server ignores (another unit,
+    several ranges, bad syntax, or an empty blob). RangeUnsatisfiable means 416.
+    """
+    if not value or not value.startswith("bytes=") or "," in value or size == 0:
         return None
     start_s, _, end_s = value[len("bytes=") :].strip().partition("-")
-    try:
-        if start_s == "":
-            suffix = int(end_s)
-            return (max(size - suffix, 0), size - 1) if suffix > 0 else None
-        start = int(start_s)
-        end = int(end_s) if end_s else size - 1
-    except ValueError:
+    if not (start_s or end_s) or not (start_s + end_s).isdigit():
         return None
-    if start >= size or end < start:
+    if start_s == "":
+        suffix = int(end_s)
+        if suffix == 0:
+            raise RangeUnsatisfiable(size)
+        return max(size - suffix, 0), size - 1
+    start = int(start_s)
+    if end_s and int(end_s) < start:
+        return None  # syntactically invalid: ignored, as RFC 9110 requires
+    if start >= size:
         raise RangeUnsatisfiable(size)
-    return start, min(end, size - 1)
+    end = min(int(end_s), size - 1) if end_s else size - 1
+    return start, end
 
 
 class RangeUnsatisfiable(Exception):

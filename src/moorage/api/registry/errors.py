@@ -55,6 +55,20 @@ def registry_error_response(
     return JSONResponse(error_body(exc.code, exc.message, detail), status_code=status, headers=out)
 
 
+def range_not_satisfiable_response(size: int) -> Response:
+    """416 for a blob GET whose Range lies past the end (RFC 9110 15.5.17), as a spec envelope."""
+    message = f"requested range not satisfiable: the blob is {size} bytes"
+    return JSONResponse(
+        error_body("SIZE_INVALID", message, {"size": size}),
+        status_code=416,
+        headers={
+            "Docker-Distribution-API-Version": "registry/2.0",
+            "Content-Range": f"bytes */{size}",
+            "Accept-Ranges": "bytes",
+        },
+    )
+
+
 async def handle_registry_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, e.RegistryError)
     headers = getattr(exc, "headers", None)

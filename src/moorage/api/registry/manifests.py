@@ -9,7 +9,7 @@ from moorage.api.deps import services
 from moorage.api.registry.auth import require
 from moorage.api.registry.common import API_VERSION
 from moorage.auth.permissions import DELETE, PULL, PUSH
-from moorage.errors import ManifestInvalid, ManifestUnknown
+from moorage.errors import ManifestUnknown, PayloadTooLarge
 from moorage.oci.digest import is_digest
 from moorage.oci.mediatypes import accepts, parse_accept
 
@@ -44,7 +44,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise ManifestInvalid(f"manifest exceeds the limit of {limit} bytes")
+            raise PayloadTooLarge(f"manifest exceeds the limit of {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 

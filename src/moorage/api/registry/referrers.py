@@ -18,9 +18,13 @@ async def list_referrers(request: Request) -> Response:
     subject = Digest.parse(request.path_params["digest"])
     await require(request, name, PULL)
     svc = services(request)
-    repo = await svc.repositories.get(name)
+    # A registry with the referrers API never answers 404 here (clients would fall back to the
+    # referrers tag schema): a repository that does not exist simply has no referrers.
+    repo = await svc.repositories.find(name)
     artifact_type = request.query_params.get("artifactType") or None
-    descriptors = await svc.manifests.referrers(repo, subject, artifact_type)
+    descriptors = (
+        [] if repo is None else await svc.manifests.referrers(repo, subject, artifact_type)
+    )
     headers = {**API_VERSION}
     if artifact_type:
         headers["OCI-Filters-Applied"] = "artifactType"

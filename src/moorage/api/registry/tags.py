@@ -17,9 +17,8 @@ async def list_tags(request: Request) -> Response:
     svc = services(request)
     repo = await svc.repositories.get(name)
     n, last = page_params(request, default=None)
-    tags = await svc.manifests.tags(repo, last, None if n is None else n + 1)
+    tags, more = await svc.manifests.tag_page(repo, last, n)
     headers = dict(API_VERSION)
-    if n is not None and len(tags) > n:
-        tags = tags[:n]
+    if more and n:
         headers["Link"] = next_link(f"/v2/{name}/tags/list", n, tags[-1])
     return JSONResponse({"name": name, "tags": tags}, headers=headers)

@@ -10,9 +10,11 @@ from starlette.responses import Response
 from moorage.api.deps import services
 from moorage.api.registry.auth import require
 from moorage.api.registry.common import API_VERSION, parse_content_range
+from moorage.api.registry.errors import registry_error_response
 from moorage.auth.permissions import PULL, PUSH
-from moorage.errors import DigestInvalid, SizeInvalid
+from moorage.errors import DigestInvalid, RangeNotSatisfiable, RegistryError, SizeInvalid
 from moorage.oci.digest import Digest
+from moorage.services.repositories import RepoRef
 from moorage.services.uploads import UploadStatus
 
 
@@ -69,10 +71,8 @@ async def start_upload(request: Request) -> Response:
     repo = await svc.repositories.get_or_create(name)
     if mount and source:
         digest = Digest.parse(mount)
-        if await _may_pull(request, source):
-            source_repo = await svc.repositories.find(source)
-            if source_repo is not None and await svc.blobs.mount(repo, digest, source_repo):
-                return _created(name, digest)
+        if await _mounted(request, repo, digest, source):
+            return _created(name, digest)
     if "digest" in request.query_params:
         digest = _digest_param(request)
         body = _body(request) or _empty()
@@ -83,12 +83,16 @@ async def start_upload(request: Request) -> Response:
     return Response(status_code=202, headers=_upload_headers(name, status))
 
 
-async def _may_pull(request: Request, source: str) -> bool:
+async def _mounted(request: Request, repo: RepoRef, digest: Digest, source: str) -> bool:
+    """Link ``digest`` from ``source`` into ``repo``; False (so the client gets an upload
+    session, as the spec asks) when the source is invalid, unknown, not pullable or lacks it."""
+    svc = services(request)
     try:
         await require(request, source, PULL)
-    except Exception:
+        source_repo = await svc.repositories.find(source)
+    except RegistryError:
         return False
-    return True
+    return source_repo is not None and await svc.blobs.mount(repo, digest, source_repo) is not None
 
 
 async def _empty() -> AsyncIterator[bytes]:
@@ -107,19 +111,29 @@ async def patch_upload(request: Request) -> Response:
     await require(request, name, PULL, PUSH)
     svc = services(request)
     repo = await svc.repositories.get(name)
-    content_range = parse_content_range(request.headers.get("content-range"))
-    declared = _declared_length(request)
-    if (
-        content_range is not None
-        and declared is not None
-        and content_range[1] - content_range[0] + 1 != declared
-    ):
-        raise SizeInvalid("Content-Range does not match Content-Length")
-    start = content_range[0] if content_range else None
-    status = await svc.uploads.append(
-        repo, request.path_params["upload_id"], request.stream(), start
-    )
+    start = _checked_range(request)
+    upload_id = request.path_params["upload_id"]
+    try:
+        status = await svc.uploads.append(repo, upload_id, request.stream(), start)
+    except RangeNotSatisfiable as exc:
+        return _out_of_order(name, upload_id, exc)
     return Response(status_code=202, headers=_upload_headers(name, status))
+
+
+def _checked_range(request: Request) -> int | None:
+    """The start of the chunk's Content-Range, after checking it against Content-Length."""
+    content_range = parse_content_range(request.headers.get("content-range"))
+    if content_range is None:
+        return None
+    declared = _declared_length(request)
+    if declared is not None and content_range[1] - content_range[0] + 1 != declared:
+        raise SizeInvalid("Content-Range does not match Content-Length")
+    return content_range[0]
+
+
+def _out_of_order(name: str, upload_id: str, exc: RangeNotSatisfiable) -> Response:
+    """416 with Range (added by the error table) and the Location to resume at."""
+    return registry_error_response(exc, {"Location": f"/v2/{name}/blobs/uploads/{upload_id}"})
 
 
 async def complete_upload(request: Request) -> Response:
@@ -128,7 +142,13 @@ async def complete_upload(request: Request) -> Response:
     svc = services(request)
     repo = await svc.repositories.get(name)
     digest = _digest_param(request)
-    await svc.uploads.complete(repo, request.path_params["upload_id"], digest, _body(request))
+    upload_id = request.path_params["upload_id"]
+    body = _body(request)
+    start = _checked_range(request) if body is not None else None
+    try:
+        await svc.uploads.complete(repo, upload_id, digest, body, start)
+    except RangeNotSatisfiable as exc:
+        return _out_of_order(name, upload_id, exc)
     return _created(name, digest)
 
 

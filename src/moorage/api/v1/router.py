@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from moorage.api.v1 import repositories, user
+from moorage.api.v1 import mirrors, repositories, user
 from moorage.config import Settings
 
 
@@ -12,6 +12,7 @@ def router(settings: Settings) -> APIRouter:
     root = APIRouter(prefix="/api/v1")
     root.include_router(user.router)
     if settings.FEATURE_REPO_MIRROR:
+        root.include_router(mirrors.router)
         repositories.add_changestate(root)
     root.include_router(repositories.router)
     return root

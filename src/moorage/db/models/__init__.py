@@ -12,6 +12,7 @@ from moorage.db.models.account import (
 from moorage.db.models.audit import AuditLog
 from moorage.db.models.blob import Blob, RepositoryBlob
 from moorage.db.models.manifest import Manifest, ManifestBlob, ManifestChild
+from moorage.db.models.mirror import MirrorConfig, MirrorRun, RunStatus, SyncStatus
 from moorage.db.models.repository import Repository, RepositoryState, Visibility
 from moorage.db.models.tag import Tag
 from moorage.db.models.upload import Upload
@@ -25,6 +26,8 @@ __all__ = [
     "Manifest",
     "ManifestBlob",
     "ManifestChild",
+    "MirrorConfig",
+    "MirrorRun",
     "OrgMember",
     "OrgRole",
     "RepoRole",
@@ -32,6 +35,8 @@ __all__ = [
     "RepositoryBlob",
     "RepositoryPermission",
     "RepositoryState",
+    "RunStatus",
+    "SyncStatus",
     "Tag",
     "Upload",
     "Visibility",

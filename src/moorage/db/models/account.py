@@ -45,6 +45,8 @@ class Account(IdMixin, CreatedMixin, Base):
     )
     description: Mapped[str | None] = mapped_column(String(1024), nullable=True)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
+    # Superusers are SUPER_USERS from the config plus accounts flagged here (`admin create-user`).
+    superuser: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
 
 
 class OrgMember(Base):

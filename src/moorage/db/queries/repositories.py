@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from moorage.db.base import utcnow
 from moorage.db.engine import insert_ignore
 from moorage.db.models import Repository, Visibility
+from moorage.db.queries.tags import ascii_order
 
 
 class RepositoryQueries:
@@ -45,12 +46,12 @@ class RepositoryQueries:
         return repo, bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def catalog(self, last: str | None, limit: int) -> Sequence[tuple[str, str]]:
-        stmt = select(Repository.namespace, Repository.name).order_by(
-            Repository.namespace, Repository.name
-        )
+        ns_col = ascii_order(self.session, Repository.namespace)
+        name_col = ascii_order(self.session, Repository.name)
+        stmt = select(Repository.namespace, Repository.name).order_by(ns_col, name_col)
         if last:
             namespace, _, name = last.partition("/")
-            stmt = stmt.where(tuple_(Repository.namespace, Repository.name) > (namespace, name))
+            stmt = stmt.where(or_(ns_col > namespace, and_(ns_col == namespace, name_col > name)))
         rows = (await self.session.execute(stmt.limit(limit))).all()
         return [(r[0], r[1]) for r in rows]
 

@@ -4,10 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from moorage.db.models import Manifest, Tag
+
+
+def ascii_order(
+    session: AsyncSession, column: InstrumentedAttribute[str]
+) -> ColumnElement[str] | InstrumentedAttribute[str]:
+    """``column`` compared byte by byte, as the OCI spec orders tags ("ASCIIbetical").
+
+    SQLite compares strings that way already; PostgreSQL follows the database collation
+    (e.g. en_US sorts "a" < "B" < "b") unless told to use "C".
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        return column.collate("C")
+    return column
 
 
 class TagQueries:
@@ -33,13 +47,14 @@ class TagQueries:
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
     async def names(self, repository_id: int, last: str | None, limit: int | None) -> list[str]:
+        name = ascii_order(self.session, Tag.name)
         stmt = (
             select(Tag.name)
             .where(Tag.repository_id == repository_id, Tag.lifetime_end_ms.is_(None))
-            .order_by(Tag.name)
+            .order_by(name)
         )
         if last:
-            stmt = stmt.where(Tag.name > last)
+            stmt = stmt.where(name > last)
         if limit is not None:
             stmt = stmt.limit(limit)
         return list((await self.session.execute(stmt)).scalars().all())

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 03:47:10.618318
+Create Date: 2026-11-27 03:53:40.984376
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ def upgrade() -> None:
         sa.Column("owner_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
         sa.Column("description", sa.String(length=1024), nullable=True),
         sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("superuser", sa.Boolean(), nullable=False),
         sa.Column(
             "id",
             sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
@@ -189,6 +190,64 @@ def upgrade() -> None:
             "ix_manifests_repository_id_subject_digest",
             ["repository_id", "subject_digest"],
             unique=False,
+        )
+
+    op.create_table(
+        "mirror_configs",
+        sa.Column(
+            "repository_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("is_enabled", sa.Boolean(), nullable=False),
+        sa.Column("mirror_type", sa.Integer(), nullable=False),
+        sa.Column(
+            "internal_robot_id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            nullable=False,
+        ),
+        sa.Column("external_reference", sa.Text(), nullable=False),
+        sa.Column("external_registry_username", sa.String(length=4096), nullable=True),
+        sa.Column("external_registry_password", sa.String(length=9000), nullable=True),
+        sa.Column("external_registry_config", sa.JSON(), nullable=False),
+        sa.Column("architecture_filter", sa.JSON(), nullable=True),
+        sa.Column("rule_kind", sa.String(length=32), nullable=False),
+        sa.Column("rule_value", sa.JSON(), nullable=False),
+        sa.Column("sync_interval", sa.BigInteger(), nullable=False),
+        sa.Column("sync_start_date", moorage.db.base.UTCDateTime(), nullable=True),
+        sa.Column("sync_expiration_date", moorage.db.base.UTCDateTime(), nullable=True),
+        sa.Column("sync_retries_remaining", sa.Integer(), nullable=False),
+        sa.Column("sync_status", sa.Integer(), nullable=False),
+        sa.Column("sync_transaction_id", sa.String(length=36), nullable=False),
+        sa.Column("skopeo_timeout", sa.BigInteger(), nullable=False),
+        sa.Column("lease_owner", sa.String(length=128), nullable=True),
+        sa.Column("lease_expires_at", moorage.db.base.UTCDateTime(), nullable=True),
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("created_at", moorage.db.base.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["internal_robot_id"],
+            ["accounts.id"],
+            name=op.f("fk_mirror_configs_internal_robot_id_accounts"),
+            ondelete="RESTRICT",
+        ),
+        sa.ForeignKeyConstraint(
+            ["repository_id"],
+            ["repositories.id"],
+            name=op.f("fk_mirror_configs_repository_id_repositories"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_mirror_configs")),
+        sa.UniqueConstraint("repository_id", name=op.f("uq_mirror_configs_repository_id")),
+    )
+    with op.batch_alter_table("mirror_configs", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_mirror_configs_due", ["sync_status", "sync_start_date"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_mirror_configs_internal_robot_id"), ["internal_robot_id"], unique=False
         )
 
     op.create_table(
@@ -352,6 +411,41 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "mirror_runs",
+        sa.Column(
+            "config_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("trigger", sa.String(length=16), nullable=False),
+        sa.Column("worker", sa.String(length=128), nullable=True),
+        sa.Column("started_at", moorage.db.base.UTCDateTime(), nullable=False),
+        sa.Column("finished_at", moorage.db.base.UTCDateTime(), nullable=True),
+        sa.Column("tags_total", sa.Integer(), nullable=False),
+        sa.Column("tags_copied", sa.Integer(), nullable=False),
+        sa.Column("tags_skipped", sa.Integer(), nullable=False),
+        sa.Column("tags_failed", sa.Integer(), nullable=False),
+        sa.Column("tags_deleted", sa.Integer(), nullable=False),
+        sa.Column("bytes_copied", sa.BigInteger(), nullable=False),
+        sa.Column("error_kind", sa.String(length=32), nullable=True),
+        sa.Column("error_message", sa.Text(), nullable=True),
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.ForeignKeyConstraint(
+            ["config_id"],
+            ["mirror_configs.id"],
+            name=op.f("fk_mirror_runs_config_id_mirror_configs"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_mirror_runs")),
+    )
+    with op.batch_alter_table("mirror_runs", schema=None) as batch_op:
+        batch_op.create_index("ix_mirror_runs_config_id_id", ["config_id", "id"], unique=False)
+
+    op.create_table(
         "tags",
         sa.Column(
             "repository_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
@@ -408,6 +502,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_tags_manifest_id"))
 
     op.drop_table("tags")
+    with op.batch_alter_table("mirror_runs", schema=None) as batch_op:
+        batch_op.drop_index("ix_mirror_runs_config_id_id")
+
+    op.drop_table("mirror_runs")
     with op.batch_alter_table("manifest_children", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_manifest_children_child_id"))
 
@@ -433,6 +531,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_org_members_account_id"))
 
     op.drop_table("org_members")
+    with op.batch_alter_table("mirror_configs", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_mirror_configs_internal_robot_id"))
+        batch_op.drop_index("ix_mirror_configs_due")
+
+    op.drop_table("mirror_configs")
     with op.batch_alter_table("manifests", schema=None) as batch_op:
         batch_op.drop_index("ix_manifests_repository_id_subject_digest")
         batch_op.drop_index(batch_op.f("ix_manifests_digest"))

@@ -1,0 +1,177 @@
+"""/api/v1/repository/{ns}/{repo}/mirror — Quay's repository mirror API, plus run history."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from moorage.api.v1.deps import AccessDep, ActorDep, PrincipalDep, writable
+from moorage.api.v1.guards import check_repo
+from moorage.api.v1.mirror_schema import CREATE_SCHEMA, UPDATE_SCHEMA, validate
+from moorage.auth.permissions import API_ADMIN
+from moorage.db.models import MirrorRun, SyncStatus
+from moorage.errors import InvalidRequest
+from moorage.services.mirror_rules import format_date
+from moorage.services.mirrors import MirrorService, MirrorView
+
+router = APIRouter(tags=["mirror"], dependencies=[Depends(writable)])
+PATH = "/repository/{namespace}/{repository}/mirror"
+
+
+def service(request: Request) -> MirrorService:
+    value: MirrorService = request.app.state.mirrors
+    return value
+
+
+async def json_body(request: Request) -> Any:
+    raw = await request.body()
+    try:
+        return json.loads(raw) if raw else None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidRequest("Missing JSON body") from exc
+
+
+def run_body(run: MirrorRun) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "status": run.status,
+        "trigger": run.trigger,
+        "started": format_date(run.started_at),
+        "finished": format_date(run.finished_at),
+        "tags_total": run.tags_total,
+        "tags_copied": run.tags_copied,
+        "tags_skipped": run.tags_skipped,
+        "tags_failed": run.tags_failed,
+        "tags_deleted": run.tags_deleted,
+        "bytes": run.bytes_copied,
+        "error_kind": run.error_kind,
+        "error_message": run.error_message,
+    }
+
+
+def mirror_body(view: MirrorView) -> dict[str, Any]:
+    config = view.config
+    last = view.last_run
+    return {
+        "is_enabled": config.is_enabled,
+        "mirror_type": "PULL",
+        "external_reference": config.external_reference,
+        "external_registry_username": view.username,
+        "external_registry_config": config.external_registry_config or {},
+        "sync_interval": config.sync_interval,
+        "sync_start_date": format_date(config.sync_start_date),
+        "sync_expiration_date": format_date(config.sync_expiration_date),
+        "sync_retries_remaining": config.sync_retries_remaining,
+        "sync_status": SyncStatus(config.sync_status).name,
+        "root_rule": {"rule_kind": config.rule_kind, "rule_value": list(config.rule_value)},
+        "robot_username": view.robot_username,
+        "skopeo_timeout_interval": config.skopeo_timeout,
+        "architecture_filter": list(config.architecture_filter or []),
+        # Moorage extensions (clients ignore unknown keys):
+        "last_sync": run_body(last) if last else None,
+        "last_error": (
+            {
+                "kind": last.error_kind,
+                "message": last.error_message,
+                "time": format_date(last.finished_at),
+            }
+            if last and last.error_kind
+            else None
+        ),
+    }
+
+
+@router.get(PATH, summary="getRepoMirrorConfig")
+async def get_mirror(
+    namespace: str, repository: str, request: Request, principal: PrincipalDep, access: AccessDep
+) -> dict[str, Any]:
+    await check_repo(access, principal, namespace, repository, API_ADMIN)
+    return mirror_body(await service(request).get(namespace, repository))
+
+
+@router.post(
+    PATH,
+    status_code=201,
+    summary="createRepoMirrorConfig",
+    openapi_extra={"requestBody": {"content": {"application/json": {"schema": CREATE_SCHEMA}}}},
+)
+async def create_mirror(
+    namespace: str,
+    repository: str,
+    request: Request,
+    principal: PrincipalDep,
+    access: AccessDep,
+    actor: ActorDep,
+) -> Response:
+    await check_repo(access, principal, namespace, repository, API_ADMIN)
+    body = validate(await json_body(request), create=True)
+    await service(request).create(namespace, repository, body, actor)
+    return Response(status_code=201)
+
+
+@router.put(
+    PATH,
+    status_code=201,
+    summary="changeRepoMirrorConfig",
+    openapi_extra={"requestBody": {"content": {"application/json": {"schema": UPDATE_SCHEMA}}}},
+)
+async def change_mirror(
+    namespace: str,
+    repository: str,
+    request: Request,
+    principal: PrincipalDep,
+    access: AccessDep,
+    actor: ActorDep,
+) -> Response:
+    await check_repo(access, principal, namespace, repository, API_ADMIN)
+    body = validate(await json_body(request), create=False)
+    await service(request).update(namespace, repository, body, actor)
+    return Response(status_code=201)
+
+
+@router.post(f"{PATH}/sync-now", status_code=204, summary="syncNow")
+async def sync_now(
+    namespace: str,
+    repository: str,
+    request: Request,
+    principal: PrincipalDep,
+    access: AccessDep,
+    actor: ActorDep,
+) -> Response:
+    await check_repo(access, principal, namespace, repository, API_ADMIN)
+    await service(request).sync_now(namespace, repository, actor)
+    return Response(status_code=204)
+
+
+@router.post(f"{PATH}/sync-cancel", status_code=204, summary="syncCancel")
+async def sync_cancel(
+    namespace: str,
+    repository: str,
+    request: Request,
+    principal: PrincipalDep,
+    access: AccessDep,
+    actor: ActorDep,
+) -> Response:
+    await check_repo(access, principal, namespace, repository, API_ADMIN)
+    await service(request).cancel(namespace, repository, actor)
+    return Response(status_code=204)
+
+
+@router.get(f"{PATH}/runs", summary="listRepoMirrorRuns (Moorage extension)")
+async def list_runs(
+    namespace: str,
+    repository: str,
+    request: Request,
+    principal: PrincipalDep,
+    access: AccessDep,
+    limit: int = Query(20, ge=1, le=200),
+    before: int | None = Query(None, ge=1, description="only runs with a smaller id"),
+) -> dict[str, Any]:
+    await check_repo(access, principal, namespace, repository, API_ADMIN)
+    runs = await service(request).runs(namespace, repository, limit, before)
+    return {
+        "runs": [run_body(r) for r in runs],
+        "next_before": runs[-1].id if len(runs) == limit else None,
+    }

@@ -1,0 +1,1 @@
+"""Repository mirroring: the upstream-registry client and the sync engine."""
