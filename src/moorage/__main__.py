@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -12,12 +13,13 @@ import click
 import uvicorn
 
 from moorage import __version__
-from moorage.app import create_app
+from moorage.app import build, build_worker, create_app
 from moorage.cli_admin import register as register_admin
 from moorage.config import Settings, load_settings
 from moorage.db.engine import Database
 from moorage.db.migrate import upgrade, upgrade_sync
 from moorage.errors import ConfigError
+from moorage.observability.metrics import Metrics
 from moorage.services.gc import GarbageCollector, GcReport
 from moorage.services.registry import RegistryServices
 from moorage.storage.factory import build_driver
@@ -62,11 +64,14 @@ def main() -> None:
     "--port", type=int, default=None, help="Listen port (config HTTP_PORT, default 8080)."
 )
 @click.option("--log-level", default="info", show_default=True)
-def serve(config_path: Path | None, host: str | None, port: int | None, log_level: str) -> None:
+@click.option("--no-worker", is_flag=True, help="Do not run the mirror worker in this process.")
+def serve(
+    config_path: Path | None, host: str | None, port: int | None, log_level: str, no_worker: bool
+) -> None:
     _logging(log_level)
     settings = _settings(config_path, HTTP_HOST=host, HTTP_PORT=port)
     upgrade_sync(settings.database_url)
-    app = create_app(settings)
+    app = create_app(settings, run_worker=settings.REPO_MIRROR_WORKER and not no_worker)
     config = uvicorn.Config(
         app,
         host=settings.HTTP_HOST,
@@ -85,6 +90,31 @@ def serve(config_path: Path | None, host: str | None, port: int | None, log_leve
         err=True,
     )
     server.run()
+
+
+@main.command(help="Run only the mirror worker (any number may share one database).")
+@CONFIG_OPTION
+@click.option("--log-level", default="info", show_default=True)
+def worker(config_path: Path | None, log_level: str) -> None:
+    _logging(log_level)
+    settings = _settings(config_path)
+    upgrade_sync(settings.database_url)
+    asyncio.run(_run_worker(settings))
+
+
+async def _run_worker(settings: Settings) -> None:
+    db = Database(settings.database_url, pool_size=settings.DB_POOL_SIZE)
+    storage = build_driver(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        wiring = build(settings, db, storage)
+        await build_worker(settings, wiring, Metrics()).run(stop)
+    finally:
+        await storage.close()
+        await db.dispose()
 
 
 @main.command(help="Apply database migrations up to the newest schema, then exit.")

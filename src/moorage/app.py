@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,6 +21,9 @@ from moorage.auth.permissions import AccessController, OpenAccess, Policy
 from moorage.config import Settings
 from moorage.db.engine import Database
 from moorage.mirror.ssrf import Resolver, SsrfGuard, system_resolver
+from moorage.mirror.sync import SyncEnvironment
+from moorage.mirror.worker import MirrorWorker
+from moorage.observability.metrics import Metrics, metrics_endpoint
 from moorage.services.access import AccessService, RegistryAccess
 from moorage.services.accounts import AccountService
 from moorage.services.management import ManagementServices
@@ -70,7 +74,7 @@ def build(
         db=db,
         storage=storage,
         services=RegistryServices.build(settings, db, storage),
-        management=ManagementServices.build(db),
+        management=ManagementServices.build(db, accounts),
         accounts=accounts,
         access_service=access_service,
         access=access,
@@ -83,14 +87,30 @@ def build(
     )
 
 
+def build_worker(settings: Settings, wiring: Wiring, metrics: Metrics) -> MirrorWorker:
+    env = SyncEnvironment(
+        settings=settings,
+        db=wiring.db,
+        registry=wiring.services,
+        cipher=FieldCipher(settings.secret("DATABASE_SECRET_KEY")),
+        ssrf=wiring.mirrors.ssrf,
+    )
+    return MirrorWorker(env, metrics.mirror)
+
+
 def create_app(
     settings: Settings,
     *,
     database: Database | None = None,
     storage: StorageDriver | None = None,
     resolver: Resolver | None = None,
+    run_worker: bool = False,
 ) -> FastAPI:
-    """The Moorage ASGI app. Resources are created in the lifespan unless injected."""
+    """The Moorage ASGI app. Resources are created in the lifespan unless injected.
+
+    With ``run_worker`` (what `moorage serve` does unless --no-worker), the mirror worker runs
+    in the same event loop.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -99,9 +119,19 @@ def create_app(
         wiring = build(settings, db, driver, resolver)
         for name in Wiring.__slots__:
             setattr(app.state, name, getattr(wiring, name))
+        app.state.metrics = metrics
+        stop = asyncio.Event()
+        worker_task = None
+        if run_worker and settings.FEATURE_REPO_MIRROR:
+            worker = build_worker(settings, wiring, metrics)
+            wiring.mirrors.on_sync_now = worker.wake
+            worker_task = asyncio.create_task(worker.run(stop))
         try:
             yield
         finally:
+            stop.set()
+            if worker_task is not None:
+                await worker_task
             if storage is None:
                 await driver.close()
             if database is None:
@@ -116,7 +146,9 @@ def create_app(
         redoc_url=None,
     )
     app.state.settings = settings
+    metrics = Metrics()
     app.router.routes.extend(registry_routes())
+    app.add_route("/metrics", metrics_endpoint(metrics), methods=["GET"], include_in_schema=False)
     app.include_router(api_v1_router(settings))
     install_error_handlers(app)
     return app

@@ -104,6 +104,15 @@ class Settings(BaseSettings):
     REPO_MIRROR_TLS_VERIFY: bool = Field(
         True, description="accepted for Quay compatibility; the native engine writes directly"
     )
+    REPO_MIRROR_CA_BUNDLE: str | None = Field(
+        None, description="PEM file of extra CAs trusted for upstream registries"
+    )
+    REPO_MIRROR_TAG_CONCURRENCY: int = Field(4, ge=1, description="tags copied at once per sync")
+    REPO_MIRROR_CONNECTIONS_PER_HOST: int = Field(
+        6, ge=1, description="parallel blob downloads (and connections) per sync"
+    )
+    REPO_MIRROR_MAX_CONCURRENT_SYNCS: int = Field(4, ge=1, description="syncs per worker")
+    REPO_MIRROR_WORKER: bool = Field(True, description="run the mirror worker inside `serve`")
     REPO_MIRROR_LEASE_SECONDS: int = Field(
         60, ge=10, description="a sync lease not renewed for this long is taken over"
     )

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import Headers
 
+from moorage.auth import scopes as sc
 from moorage.auth import tokens
 from moorage.auth.permissions import (
     ANONYMOUS,
@@ -96,7 +97,7 @@ class AccessService:
             admin, create = await AccessQueries(session).namespace_role(
                 principal.account_id, namespace
             )
-        if principal.superuser:
+        if principal.superuser and principal.has_scope(sc.SUPER_USER):
             return True, True
         return admin, create
 

@@ -6,7 +6,7 @@ rules in Quay's order, all inside one transaction (a failed request changes noth
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +54,8 @@ class MirrorService:
         self.cipher = cipher
         self.ssrf = ssrf
         self.sparse_index = sparse_index
+        # Set by a worker in this process so that sync-now starts without waiting a poll.
+        self.on_sync_now: Callable[[], None] | None = None
 
     # --- helpers ---------------------------------------------------------------------------
     async def _repo(self, session: AsyncSession, namespace: str, name: str) -> Repository:
@@ -280,6 +282,8 @@ class MirrorService:
             config.sync_retries_remaining = max(config.sync_retries_remaining, 1)
             config.sync_transaction_id = new_txn()
             self._log_change(session, actor, repo, "sync_status", "SYNC_NOW")
+        if self.on_sync_now is not None:
+            self.on_sync_now()
 
     async def cancel(self, namespace: str, name: str, actor: Actor) -> None:
         async with self.db.transaction() as session:

@@ -46,3 +46,8 @@ def upload_prefix(upload_id: str) -> str:
 def upload_chunk_key(upload_id: str, index: int, nonce: str) -> str:
     """Chunk keys carry a nonce so two racing appends never overwrite each other's bytes."""
     return validate_key(f"{upload_prefix(upload_id)}/{index:08d}-{nonce}")
+
+
+def staging_key(nonce: str) -> str:
+    """Where the mirror engine streams a blob before its digest is verified."""
+    return validate_key(f"{UPLOADS}/{nonce}/00000000-mirror")

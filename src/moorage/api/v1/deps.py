@@ -13,6 +13,7 @@ from moorage.errors import AuthenticationRequired, PermissionDenied, ServiceRead
 from moorage.services.access import AccessService
 from moorage.services.accounts import AccountService
 from moorage.services.audit import Actor
+from moorage.services.management import ManagementServices
 from moorage.services.registry import RegistryServices
 
 
@@ -28,6 +29,11 @@ def get_access(request: Request) -> AccessService:
 
 def get_accounts(request: Request) -> AccountService:
     value: AccountService = request.app.state.accounts
+    return value
+
+
+def get_management(request: Request) -> ManagementServices:
+    value: ManagementServices = request.app.state.management
     return value
 
 
@@ -71,6 +77,12 @@ def require_scope(principal: Principal, scope: str) -> None:
         raise PermissionDenied("Unauthorized")
 
 
+def require_user_account(principal: Principal) -> None:
+    """Only a user (not a robot) may act on their own namespace's robots and organizations."""
+    if principal.kind != "user":
+        raise PermissionDenied("Unauthorized")
+
+
 def require_superuser(principal: Principal) -> None:
     if not (principal.superuser and principal.has_scope(sc.SUPER_USER)):
         raise PermissionDenied("Unauthorized")
@@ -80,6 +92,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 AccessDep = Annotated[AccessService, Depends(get_access)]
 AccountsDep = Annotated[AccountService, Depends(get_accounts)]
 RegistryDep = Annotated[RegistryServices, Depends(get_registry)]
+ManagementDep = Annotated[ManagementServices, Depends(get_management)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 UserDep = Annotated[Principal, Depends(get_user)]
 ActorDep = Annotated[Actor, Depends(get_actor)]

@@ -4,13 +4,28 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from moorage.api.v1 import mirrors, repositories, user
+from moorage.api.v1 import (
+    logs,
+    mirrors,
+    organizations,
+    permissions,
+    repositories,
+    robots,
+    tags,
+    user,
+)
 from moorage.config import Settings
 
 
 def router(settings: Settings) -> APIRouter:
     root = APIRouter(prefix="/api/v1")
     root.include_router(user.router)
+    root.include_router(robots.router)
+    root.include_router(organizations.router)
+    # Sub-resources of /repository/{namespace}/{repository} before the generic repository routes.
+    root.include_router(tags.router)
+    root.include_router(permissions.router)
+    root.include_router(logs.router)
     if settings.FEATURE_REPO_MIRROR:
         root.include_router(mirrors.router)
         repositories.add_changestate(root)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 03:53:40.984376
+Create Date: 2026-11-27 03:58:58.593866
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import moorage.db.base
+
 
 revision: str = "0001"
 down_revision: str | None = None

@@ -1,0 +1,94 @@
+"""/api/v1/repository/{namespace}/{repository}/tag/: tag history, create/move, delete."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from moorage.api.v1.deps import AccessDep, ActorDep, ManagementDep, PrincipalDep, writable
+from moorage.api.v1.guards import check_repo, require_normal
+from moorage.api.v1.management_schemas import TagChange, TagList, TagRead, format_date
+from moorage.auth.permissions import API_WRITE, PULL
+from moorage.errors import InvalidRequest
+from moorage.services.tags import DEFAULT_PAGE_SIZE, TagEntry
+
+router = APIRouter(tags=["tag"], dependencies=[Depends(writable)])
+
+
+def tag_read(tag: TagEntry) -> TagRead:
+    start = tag.start_ms // 1000
+    end = tag.end_ms // 1000 if tag.end_ms is not None else None
+    return TagRead(
+        name=tag.name,
+        start_ts=start if start > 0 else None,
+        end_ts=end if end else None,
+        manifest_digest=tag.manifest_digest,
+        is_manifest_list=tag.is_manifest_list,
+        size=tag.size,
+        last_modified=format_date(start) if start > 0 else None,
+        expiration=format_date(end) if end is not None else None,
+    )
+
+
+@router.get("/repository/{namespace}/{repository}/tag/", response_model=TagList)
+async def list_repository_tags(
+    namespace: str,
+    repository: str,
+    principal: PrincipalDep,
+    access: AccessDep,
+    management: ManagementDep,
+    page: int = Query(1, description="1-based page index"),
+    limit: int = Query(DEFAULT_PAGE_SIZE, description="page size, at most 100"),
+    specific_tag: str = Query("", alias="specificTag", description="only this tag's history"),
+    only_active: bool = Query(False, alias="onlyActiveTags", description="only alive tags"),
+) -> TagList:
+    await check_repo(access, principal, namespace, repository, PULL)
+    history = await management.tags.history(
+        namespace,
+        repository,
+        page=page,
+        limit=limit,
+        specific_tag=specific_tag or None,
+        active_only=only_active,
+    )
+    return TagList(
+        tags=[tag_read(t) for t in history.tags],
+        page=history.page,
+        has_additional=history.has_additional,
+    )
+
+
+@router.put("/repository/{namespace}/{repository}/tag/{tag}", status_code=201, response_model=str)
+async def change_tag(
+    namespace: str,
+    repository: str,
+    tag: str,
+    body: TagChange,
+    principal: PrincipalDep,
+    access: AccessDep,
+    actor: ActorDep,
+    management: ManagementDep,
+) -> str:
+    """Point ``tag`` at ``manifest_digest`` (a manifest stored in this repository)."""
+    facts = await check_repo(access, principal, namespace, repository, API_WRITE)
+    require_normal(facts)
+    if body.expiration is not None:
+        raise InvalidRequest("Tag expiration is not supported")
+    if body.manifest_digest is not None:
+        await management.tags.change(namespace, repository, tag, body.manifest_digest, actor)
+    return "Updated"
+
+
+@router.delete("/repository/{namespace}/{repository}/tag/{tag}", status_code=204)
+async def delete_tag(
+    namespace: str,
+    repository: str,
+    tag: str,
+    principal: PrincipalDep,
+    access: AccessDep,
+    actor: ActorDep,
+    management: ManagementDep,
+) -> Response:
+    facts = await check_repo(access, principal, namespace, repository, API_WRITE)
+    require_normal(facts)
+    await management.tags.delete(namespace, repository, tag, actor)
+    return Response(status_code=204)

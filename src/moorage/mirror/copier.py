@@ -1,0 +1,199 @@
+"""Copy one tag's content from upstream into local storage, invariants first.
+
+Order inside a tag: blobs (streamed, digest-verified) → child manifests → the tag's manifest,
+which ManifestService stores only if every blob and child it references is present. A failure
+or a cancel at any point leaves no tag pointing at missing content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from moorage.errors import BlobUnknown, ManifestUnknown
+from moorage.mirror import errors as e
+from moorage.mirror.filters import available_architectures, select_platforms
+from moorage.mirror.upstream import FetchedManifest, UpstreamClient
+from moorage.oci.digest import Digest
+from moorage.oci.manifest import Descriptor, ParsedManifest, parse_manifest
+from moorage.services.registry import RegistryServices
+from moorage.services.repositories import RepoRef
+from moorage.storage import paths
+
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
+
+
+@dataclass
+class CopyStats:
+    bytes_copied: int = 0
+    blobs_fetched: int = 0
+    blobs_linked: int = 0
+
+
+@dataclass
+class Copier:
+    upstream: UpstreamClient
+    registry: RegistryServices
+    repo: RepoRef
+    blob_slots: asyncio.Semaphore
+    architectures: list[str] = field(default_factory=list)
+    max_entries: int = 1000
+    stats: CopyStats = field(default_factory=CopyStats)
+    _inflight: dict[str, asyncio.Future[None]] = field(default_factory=dict)
+
+    async def copy_tag(self, tag: str) -> bool:
+        """Copy ``tag``; False when the architecture filter skips a single-arch image."""
+        fetched = await self.upstream.get_manifest(tag)
+        parsed = self._verify(fetched, None)
+        sparse = False
+        if parsed.is_index:
+            sparse = await self._copy_children(fetched, parsed)
+        else:
+            if self.architectures and not await self._arch_wanted(parsed):
+                return False
+            await self._ensure_blobs(parsed.blobs)
+        if parsed.is_index and parsed.blobs:
+            await self._ensure_blobs(parsed.blobs)
+        await self.registry.manifests.put(
+            self.repo.full_name,
+            tag,
+            fetched.payload,
+            fetched.media_type,
+            allow_missing_children=sparse,
+        )
+        return True
+
+    def _verify(self, fetched: FetchedManifest, expected: str | None) -> ParsedManifest:
+        parsed = parse_manifest(fetched.payload, fetched.media_type or None)
+        actual = str(parsed.digest)
+        for claimed in (expected, fetched.digest):
+            if claimed and claimed != actual and Digest.parse(claimed).algorithm == "sha256":
+                raise e.DigestMismatch(f"manifest digest is {actual}, upstream says {claimed}")
+        return parsed
+
+    async def _copy_children(self, fetched: FetchedManifest, parsed: ParsedManifest) -> bool:
+        """Copy an index's children (all, or the filtered platforms). True if sparse."""
+        wanted = {str(c.digest) for c in parsed.children}
+        sparse = False
+        if self.architectures:
+            entries = json.loads(fetched.payload).get("manifests") or []
+            selected = select_platforms(entries, self.architectures, self.max_entries)
+            if not selected:
+                raise e.NoMatchingArchitectures(
+                    f"No matching architectures. Requested: {sorted(self.architectures)}, "
+                    f"Available: {available_architectures(entries, self.max_entries)}"
+                )
+            wanted = {str(entry.get("digest")) for entry in selected}
+            sparse = wanted != {str(c.digest) for c in parsed.children}
+        children = [c for c in parsed.children if str(c.digest) in wanted]
+        await _gather([self._copy_manifest(c) for c in children])
+        return sparse
+
+    async def _copy_manifest(self, descriptor: Descriptor) -> None:
+        digest = str(descriptor.digest)
+        try:
+            await self.registry.manifests.get(self.repo, digest)
+            return
+        except ManifestUnknown:
+            pass  # absent locally: fetch it
+        fetched = await self.upstream.get_manifest(digest)
+        parsed = self._verify(fetched, digest)
+        if parsed.is_index:
+            await _gather([self._copy_manifest(c) for c in parsed.children])
+        await self._ensure_blobs(parsed.blobs)
+        await self.registry.manifests.put(
+            self.repo.full_name, digest, fetched.payload, fetched.media_type
+        )
+
+    async def _arch_wanted(self, parsed: ParsedManifest) -> bool:
+        config = parsed.blobs[0] if parsed.blobs else None
+        if config is None or config.size > MAX_CONFIG_BYTES:
+            return True
+        data = bytearray()
+        async for chunk in self.upstream.stream_blob(str(config.digest)):
+            data += chunk
+            if len(data) > MAX_CONFIG_BYTES:
+                return True
+        try:
+            arch = json.loads(bytes(data)).get("architecture")
+        except (ValueError, AttributeError):
+            return True
+        return arch is None or arch in self.architectures
+
+    async def _ensure_blobs(self, blobs: tuple[Descriptor, ...]) -> None:
+        unique = {str(b.digest): b for b in blobs}
+        await _gather([self._ensure_blob(b) for b in unique.values()])
+
+    async def _ensure_blob(self, descriptor: Descriptor) -> None:
+        key = str(descriptor.digest)
+        inflight = self._inflight.get(key)
+        if inflight is not None:
+            await asyncio.shield(inflight)
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            await self._fetch_blob(descriptor)
+            future.set_result(None)
+        except BaseException as exc:
+            future.set_exception(exc)
+            self._inflight.pop(key, None)
+            future.exception()  # mark retrieved; waiters re-raise it themselves
+            raise
+
+    async def _fetch_blob(self, descriptor: Descriptor) -> None:
+        blobs = self.registry.blobs
+        try:
+            await blobs.stat(self.repo, descriptor.digest)
+            return
+        except BlobUnknown:
+            pass  # not linked into this repository yet
+        if await blobs.link_existing(self.repo, descriptor.digest) is not None:
+            self.stats.blobs_linked += 1
+            return
+        async with self.blob_slots:
+            await self._download(descriptor)
+
+    async def _download(self, descriptor: Descriptor) -> None:
+        storage = self.registry.blobs.storage
+        staging = paths.staging_key(str(uuid.uuid4()))
+        hasher = hashlib.new(descriptor.digest.algorithm)
+        try:
+            size = await storage.write(
+                staging, self.upstream.stream_blob(str(descriptor.digest)), hasher.update
+            )
+            if hasher.hexdigest() != descriptor.digest.hex or size != descriptor.size:
+                raise e.DigestMismatch(
+                    f"blob {descriptor.digest} from upstream does not match its digest or size"
+                )
+            await self.registry.blobs.commit(self.repo, descriptor.digest, size, [staging])
+        except BaseException:
+            await asyncio.shield(storage.delete_prefix(staging.rsplit("/", 1)[0]))
+            raise
+        self.stats.bytes_copied += size
+        self.stats.blobs_fetched += 1
+
+
+async def _gather(coros: list[Any]) -> None:
+    """Run concurrently; on the first failure cancel the rest and re-raise that failure."""
+    if not coros:
+        return
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    for task in done:
+        failure = None if task.cancelled() else task.exception()
+        if failure is not None:
+            raise failure
