@@ -27,6 +27,7 @@ from moorage.observability.metrics import Metrics, metrics_endpoint
 from moorage.services.access import AccessService, RegistryAccess
 from moorage.services.accounts import AccountService
 from moorage.services.management import ManagementServices
+from moorage.services.mirror_health import MirrorHealthService
 from moorage.services.mirrors import MirrorService, mirror_robot_lookup
 from moorage.services.registry import RegistryServices
 from moorage.storage.base import StorageDriver
@@ -47,6 +48,7 @@ class Wiring:
     access_service: AccessService
     access: AccessController
     mirrors: MirrorService
+    mirror_health: MirrorHealthService
 
 
 def build(
@@ -78,6 +80,7 @@ def build(
         accounts=accounts,
         access_service=access_service,
         access=access,
+        mirror_health=MirrorHealthService(db, settings.REPO_MIRROR_WORKER_REPLICAS),
         mirrors=MirrorService(
             db,
             FieldCipher(settings.secret("DATABASE_SECRET_KEY")),
@@ -95,7 +98,7 @@ def build_worker(settings: Settings, wiring: Wiring, metrics: Metrics) -> Mirror
         cipher=FieldCipher(settings.secret("DATABASE_SECRET_KEY")),
         ssrf=wiring.mirrors.ssrf,
     )
-    return MirrorWorker(env, metrics.mirror)
+    return MirrorWorker(env, metrics.mirror, heartbeat=wiring.mirror_health.beat)
 
 
 def create_app(

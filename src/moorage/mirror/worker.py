@@ -14,6 +14,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 
 from moorage.db.models import SyncStatus
 from moorage.mirror import errors as e
@@ -31,9 +32,14 @@ def worker_id() -> str:
 
 class MirrorWorker:
     def __init__(
-        self, env: SyncEnvironment, metrics: MirrorMetrics, owner: str | None = None
+        self,
+        env: SyncEnvironment,
+        metrics: MirrorMetrics,
+        owner: str | None = None,
+        heartbeat: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.env = env
+        self.heartbeat = heartbeat
         self.metrics = metrics
         self.owner = owner or worker_id()
         settings = env.settings
@@ -72,6 +78,8 @@ class MirrorWorker:
         """Claim as many due mirrors as there are free slots; return how many started."""
         free = self.capacity - len(self.running)
         try:
+            if self.heartbeat is not None:
+                await self.heartbeat(self.owner)
             claims = await self.scheduler.claim_due(free)
         except Exception:
             log.exception("mirror worker could not claim mirrors")

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from moorage.api.v1 import (
     logs,
+    mirror_health,
     mirrors,
     organizations,
     permissions,
@@ -27,6 +28,7 @@ def router(settings: Settings) -> APIRouter:
     root.include_router(permissions.router)
     root.include_router(logs.router)
     if settings.FEATURE_REPO_MIRROR:
+        root.include_router(mirror_health.router)
         root.include_router(mirrors.router)
         repositories.add_changestate(root)
     root.include_router(repositories.router)

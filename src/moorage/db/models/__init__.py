@@ -12,7 +12,13 @@ from moorage.db.models.account import (
 from moorage.db.models.audit import AuditLog
 from moorage.db.models.blob import Blob, RepositoryBlob
 from moorage.db.models.manifest import Manifest, ManifestBlob, ManifestChild
-from moorage.db.models.mirror import MirrorConfig, MirrorRun, RunStatus, SyncStatus
+from moorage.db.models.mirror import (
+    MirrorConfig,
+    MirrorRun,
+    MirrorWorkerBeat,
+    RunStatus,
+    SyncStatus,
+)
 from moorage.db.models.repository import Repository, RepositoryState, Visibility
 from moorage.db.models.tag import Tag
 from moorage.db.models.upload import Upload
@@ -28,6 +34,7 @@ __all__ = [
     "ManifestChild",
     "MirrorConfig",
     "MirrorRun",
+    "MirrorWorkerBeat",
     "OrgMember",
     "OrgRole",
     "RepoRole",

@@ -100,3 +100,12 @@ class MirrorRun(IdMixin, Base):
     bytes_copied: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
     error_kind: Mapped[str | None] = mapped_column(String(32), nullable=True)
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class MirrorWorkerBeat(Base):
+    """Last sign of life of each mirror worker process (for the health endpoints)."""
+
+    __tablename__ = "mirror_workers"
+
+    worker_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    last_seen: Mapped[dt.datetime] = mapped_column(UTCDateTime(), nullable=False, index=True)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 03:58:58.593866
+Create Date: 2026-11-27 04:01:17.251078
 """
 
 from __future__ import annotations
@@ -101,6 +101,17 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_blobs")),
         sa.UniqueConstraint("digest", name=op.f("uq_blobs_digest")),
     )
+    op.create_table(
+        "mirror_workers",
+        sa.Column("worker_id", sa.String(length=128), nullable=False),
+        sa.Column("last_seen", moorage.db.base.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("worker_id", name=op.f("pk_mirror_workers")),
+    )
+    with op.batch_alter_table("mirror_workers", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_mirror_workers_last_seen"), ["last_seen"], unique=False
+        )
+
     op.create_table(
         "repositories",
         sa.Column("namespace", sa.String(length=255), nullable=False),
@@ -551,6 +562,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_repositories_namespace"))
 
     op.drop_table("repositories")
+    with op.batch_alter_table("mirror_workers", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_mirror_workers_last_seen"))
+
+    op.drop_table("mirror_workers")
     op.drop_table("blobs")
     with op.batch_alter_table("audit_logs", schema=None) as batch_op:
         batch_op.drop_index("ix_audit_logs_repository_created_at")
