@@ -16,6 +16,7 @@ from moorage import __version__
 from moorage.app import build, build_worker, create_app
 from moorage.cli_admin import register as register_admin
 from moorage.config import Settings, load_settings
+from moorage.configdoc import render as render_config_docs
 from moorage.db.engine import Database
 from moorage.db.migrate import upgrade, upgrade_sync
 from moorage.errors import ConfigError
@@ -151,6 +152,11 @@ async def _run_gc(settings: Settings, grace_seconds: int | None) -> GcReport:
     finally:
         await storage.close()
         await db.dispose()
+
+
+@main.command("config-docs", help="Print docs/configuration.md (every config key).")
+def config_docs() -> None:
+    click.echo(render_config_docs(), nl=False)
 
 
 register_admin(main, _settings)
