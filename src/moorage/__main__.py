@@ -72,7 +72,9 @@ def serve(
     _logging(log_level)
     settings = _settings(config_path, HTTP_HOST=host, HTTP_PORT=port)
     upgrade_sync(settings.database_url)
-    app = create_app(settings, run_worker=settings.REPO_MIRROR_WORKER and not no_worker)
+    app = create_app(
+        settings, run_worker=settings.REPO_MIRROR_WORKER and not no_worker, maintenance=True
+    )
     config = uvicorn.Config(
         app,
         host=settings.HTTP_HOST,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -101,6 +102,20 @@ def build_worker(settings: Settings, wiring: Wiring, metrics: Metrics) -> Mirror
     return MirrorWorker(env, metrics.mirror, heartbeat=wiring.mirror_health.beat)
 
 
+async def purge_uploads_forever(settings: Settings, wiring: Wiring, stop: asyncio.Event) -> None:
+    """Purge abandoned upload sessions periodically (UPLOAD_PURGE_AFTER_SECONDS)."""
+    period = min(max(settings.UPLOAD_PURGE_AFTER_SECONDS // 4, 60), 3600)
+    while not stop.is_set():
+        try:
+            purged = await wiring.services.uploads.purge_stale(settings.UPLOAD_PURGE_AFTER_SECONDS)
+            if purged:
+                log.info("purged %d abandoned uploads", purged)
+        except Exception:
+            log.exception("purging abandoned uploads failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=period)
+
+
 def create_app(
     settings: Settings,
     *,
@@ -108,6 +123,7 @@ def create_app(
     storage: StorageDriver | None = None,
     resolver: Resolver | None = None,
     run_worker: bool = False,
+    maintenance: bool = False,
 ) -> FastAPI:
     """The Moorage ASGI app. Resources are created in the lifespan unless injected.
 
@@ -129,12 +145,16 @@ def create_app(
             worker = build_worker(settings, wiring, metrics)
             wiring.mirrors.on_sync_now = worker.wake
             worker_task = asyncio.create_task(worker.run(stop))
+        purge_task = None
+        if maintenance:
+            purge_task = asyncio.create_task(purge_uploads_forever(settings, wiring, stop))
         try:
             yield
         finally:
             stop.set()
-            if worker_task is not None:
-                await worker_task
+            for task in (worker_task, purge_task):
+                if task is not None:
+                    await task
             if storage is None:
                 await driver.close()
             if database is None:
