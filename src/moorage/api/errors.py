@@ -68,9 +68,8 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     if request.url.path.startswith("/v2/"):
         code = "UNSUPPORTED" if exc.status_code == 405 else "NAME_UNKNOWN"
         message = "unsupported method" if exc.status_code == 405 else "no such endpoint"
-        return JSONResponse(
-            error_body(code, message), status_code=exc.status_code, headers=API_VERSION
-        )
+        headers = {**API_VERSION, **(exc.headers or {})}
+        return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=headers)
     message = "Not Found" if exc.status_code == 404 else str(exc.detail)
     error_type = "not_found" if exc.status_code == 404 else "invalid_request"
     return problem(request, exc.status_code, message, error_type)

@@ -34,7 +34,7 @@ def parse_external_reference(value: str) -> ExternalReference:
         raise InvalidRequest("External registry reference must not include whitespace")
     if "://" in value:
         raise InvalidRequest("External registry reference must not include a URL scheme")
-    if any(ch in value for ch in "?#\\%"):
+    if any(ch in "?#\\%" or ord(ch) < 32 or ord(ch) == 127 for ch in value):
         raise InvalidRequest("External registry reference contains an invalid character")
     authority, sep, path = value.partition("/")
     if not sep or not path.strip("/"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from moorage.db.engine import Database
@@ -84,6 +85,28 @@ class ManifestService:
         parsed = self.parse(payload, content_type, wanted.algorithm if wanted else "sha256")
         if wanted is not None and parsed.digest != wanted:
             raise DigestInvalid(f"manifest digest is {parsed.digest}, not {wanted}")
+        try:
+            created = await self._store(
+                namespace, name, tag, parsed, payload, allow_missing_children
+            )
+        except IntegrityError:
+            # A concurrent put stored the same manifest (or moved the same tag) between our
+            # read and our insert (PostgreSQL, READ COMMITTED). Once more: its row is now seen.
+            created = await self._store(
+                namespace, name, tag, parsed, payload, allow_missing_children
+            )
+        return PutResult(parsed.digest, parsed.subject.digest if parsed.subject else None, created)
+
+    async def _store(
+        self,
+        namespace: str,
+        name: str,
+        tag: str | None,
+        parsed: ParsedManifest,
+        payload: bytes,
+        allow_missing_children: bool,
+    ) -> bool:
+        """One transaction: insert the manifest if absent, move the tag. True if inserted."""
         async with self.db.transaction() as session:
             repo, _ = await RepositoryQueries(session).get_or_create(namespace, name)
             manifests = ManifestQueries(session)
@@ -95,7 +118,7 @@ class ManifestService:
                 )
             if tag is not None:
                 await TagQueries(session).set(repo.id, tag, existing.id, now_ms())
-        return PutResult(parsed.digest, parsed.subject.digest if parsed.subject else None, created)
+        return created
 
     async def _insert(
         self,

@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from moorage.auth.crypto import NONCE_BYTES, PREFIX
 from moorage.db.models import Account, AccountKind
 from moorage.errors import InvalidRequest
 
 VALID_ARCHITECTURES = frozenset({"amd64", "arm64", "ppc64le", "s390x"})
 DATE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+TAG_BYTES = 16  # AES-CCM authentication tag of auth.crypto.FieldCipher (the library default)
 
 
 def detail_error(message: str) -> InvalidRequest:
@@ -26,8 +28,15 @@ def parse_start_date(value: str) -> dt.datetime:
 
 
 def format_date(value: dt.datetime | None) -> str | None:
-    """Always ``YYYY-MM-DDTHH:MM:SSZ`` (no microseconds), so a GET body can be sent back."""
-    return value.astimezone(dt.UTC).strftime(DATE_FORMAT) if value else None
+    """Always ``YYYY-MM-DDTHH:MM:SSZ`` (no microseconds), so a GET body can be sent back.
+
+    The year is zero-padded explicitly: ``strftime("%Y")`` prints year 1 as ``1``, which the
+    parser then refuses.
+    """
+    if value is None:
+        return None
+    utc = value.astimezone(dt.UTC) if value.tzinfo else value
+    return f"{utc.year:04d}-{utc:%m-%dT%H:%M:%S}Z"
 
 
 def check_architectures(value: Any, sparse_index_enabled: bool) -> list[str] | None:
@@ -50,6 +59,15 @@ def check_rule_value(rule: dict[str, Any]) -> list[str]:
             "validation failed: rule_value for TAG_GLOB_CSV must be a list with at least one rule"
         )
     return [str(v) for v in value]
+
+
+def sealed_capacity(column_length: int) -> int:
+    """Longest UTF-8 value (bytes) whose encrypted ``v0$$`` form fits ``column_length``."""
+    return (column_length - len(PREFIX)) // 4 * 3 - NONCE_BYTES - TAG_BYTES
+
+
+def has_control(text: str) -> bool:
+    return any(ord(ch) < 32 or ord(ch) == 127 for ch in text)
 
 
 def robot_namespace(robot_username: str) -> str:

@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import String
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from moorage.auth.crypto import DecryptionFailure, FieldCipher
@@ -75,17 +77,29 @@ class MirrorService:
         await self.ssrf.check(reference)
         return value
 
-    def _seal(self, value: str | None) -> str | None:
-        return self.cipher.encrypt(value) if value else None
+    def _seal(self, field: str, value: str | None) -> str | None:
+        """Encrypt a credential (``None`` stays ``None``); refuse values whose encrypted form
+        would not fit the column (a database error, i.e. a 500, on PostgreSQL otherwise)."""
+        if value is None:
+            return None
+        column_type = MirrorConfig.__table__.c[field].type
+        if isinstance(column_type, String) and column_type.length is not None:
+            capacity = rules.sealed_capacity(column_type.length)
+            if len(value.encode()) > capacity:
+                raise rules.detail_error(f"{field} must be at most {capacity} bytes long")
+        return self.cipher.encrypt(value)
 
     async def _grant_robot(
         self, session: AsyncSession, repo: Repository, robot_username: str, actor: Actor
     ) -> int:
         accounts = AccountQueries(session)
         rules.robot_namespace(robot_username)
-        robot = rules.check_robot(
-            await accounts.by_name(robot_username), robot_username, repo.namespace
+        # A name no account can have (control characters) is not looked up: PostgreSQL refuses
+        # NUL bytes in a query parameter.
+        found = (
+            None if rules.has_control(robot_username) else await accounts.by_name(robot_username)
         )
+        robot = rules.check_robot(found, robot_username, repo.namespace)
         role = await accounts.repo_role(repo.id, robot.id)
         if role not in {RepoRole.WRITE, RepoRole.ADMIN}:
             await accounts.set_repo_role(repo.id, robot.id, RepoRole.WRITE)
@@ -101,12 +115,18 @@ class MirrorService:
 
     # --- create ----------------------------------------------------------------------------
     async def create(self, namespace: str, name: str, body: dict[str, Any], actor: Actor) -> None:
+        try:
+            await self._create(namespace, name, body, actor)
+        except IntegrityError as exc:
+            # A concurrent POST for the same repository committed first (unique repository_id,
+            # or the robot's permission row): the same answer as when it had been seen.
+            raise _exists(namespace, name) from exc
+
+    async def _create(self, namespace: str, name: str, body: dict[str, Any], actor: Actor) -> None:
         async with self.db.transaction() as session:
             repo = await self._repo(session, namespace, name)
             if await MirrorQueries(session).for_repository(repo.id) is not None:
-                raise Conflict(
-                    f"Mirror configuration already exits for repository {namespace}/{name}"
-                )
+                raise _exists(namespace, name)
             reference = await self._check_reference(body["external_reference"])
             architectures = rules.check_architectures(
                 body.get("architecture_filter"), self.sparse_index
@@ -120,8 +140,12 @@ class MirrorService:
                     is_enabled=body.get("is_enabled", True),
                     internal_robot_id=robot_id,
                     external_reference=reference,
-                    external_registry_username=self._seal(body.get("external_registry_username")),
-                    external_registry_password=self._seal(body.get("external_registry_password")),
+                    external_registry_username=self._seal(
+                        "external_registry_username", body.get("external_registry_username") or None
+                    ),
+                    external_registry_password=self._seal(
+                        "external_registry_password", body.get("external_registry_password") or None
+                    ),
                     external_registry_config=body.get("external_registry_config") or {},
                     architecture_filter=architectures if "architecture_filter" in body else [],
                     rule_value=rule_value,
@@ -204,10 +228,10 @@ class MirrorService:
         password = body.get("external_registry_password")
         if has_pass and username is None and password is not None:
             raise rules.detail_error("Unable to delete username while setting a password.")
-        sealed_user = self.cipher.encrypt(username) if username is not None else None
+        sealed_user = self._seal("external_registry_username", username)
         out["external_registry_username"] = (sealed_user, ("external_registry_username", username))
         if has_pass:
-            sealed = self.cipher.encrypt(password) if password is not None else None
+            sealed = self._seal("external_registry_password", password)
             shown = "********" if password is not None else None
             out["external_registry_password"] = (sealed, ("external_registry_password", shown))
         return out
@@ -296,6 +320,11 @@ class MirrorService:
             config.sync_retries_remaining = 0
             config.sync_transaction_id = new_txn()
             self._log_change(session, actor, repo, "sync_status", "SYNC_CANCEL")
+
+
+def _exists(namespace: str, name: str) -> Conflict:
+    # Quay's literal text, typo included ("exits").
+    return Conflict(f"Mirror configuration already exits for repository {namespace}/{name}")
 
 
 async def mirror_robot_lookup(session: AsyncSession, repository_id: int) -> str | None:

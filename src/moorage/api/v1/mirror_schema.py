@@ -4,6 +4,8 @@ Using the same schema language as Quay gives the same error texts (e.g. "60 is l
 minimum of 300"). Unknown top-level keys are allowed and ignored (no additionalProperties).
 Moorage differences: sync_interval minimum is 1, robot_username is required on POST, and
 skopeo_timeout_interval is optional on POST (default 300) so Quay's own documented curl works.
+Both intervals have a maximum of 2147483647 seconds (Quay's 32-bit column; larger values used
+to end in a database error, i.e. a 500).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from jsonschema.exceptions import best_match
 from moorage.errors import InvalidRequest
 
 _NULLABLE_STRING = {"type": ["string", "null"]}
+MAX_SECONDS = 2**31 - 1
 
 COMMON_PROPERTIES: dict[str, Any] = {
     "is_enabled": {"type": "boolean"},
@@ -23,7 +26,7 @@ COMMON_PROPERTIES: dict[str, Any] = {
     "external_registry_username": _NULLABLE_STRING,
     "external_registry_password": _NULLABLE_STRING,
     "sync_start_date": {"type": "string"},
-    "sync_interval": {"type": "integer", "minimum": 1},
+    "sync_interval": {"type": "integer", "minimum": 1, "maximum": MAX_SECONDS},
     "robot_username": {"type": "string"},
     "root_rule": {
         "type": "object",
@@ -48,7 +51,7 @@ COMMON_PROPERTIES: dict[str, Any] = {
             },
         },
     },
-    "skopeo_timeout_interval": {"type": "integer", "minimum": 300},
+    "skopeo_timeout_interval": {"type": "integer", "minimum": 300, "maximum": MAX_SECONDS},
     "architecture_filter": {"type": ["array", "null"], "items": {"type": "string"}},
 }
 

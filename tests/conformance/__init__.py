@@ -1,0 +1,1 @@
+"""Conformance tests: the OCI Distribution Specification v1.1, endpoint by endpoint."""
