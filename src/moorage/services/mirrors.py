@@ -72,6 +72,13 @@ class MirrorService:
             raise NotFound("Not Found")
         return config
 
+    async def _unmirrored(self, session: AsyncSession, namespace: str, name: str) -> Repository:
+        """The repository, which must exist (404) and have no mirror yet (409)."""
+        repo = await self._repo(session, namespace, name)
+        if await MirrorQueries(session).for_repository(repo.id) is not None:
+            raise _exists(namespace, name)
+        return repo
+
     async def _check_reference(self, value: str) -> str:
         reference = parse_external_reference(value)
         await self.ssrf.check(reference)
@@ -123,11 +130,14 @@ class MirrorService:
             raise _exists(namespace, name) from exc
 
     async def _create(self, namespace: str, name: str, body: dict[str, Any], actor: Actor) -> None:
+        # Quay's order of answers (404, 409, then the source), but the source's DNS lookup runs
+        # outside the writing transaction: a slow resolver must not hold the database's write
+        # lock (SQLite) while it answers. 404/409 are checked again inside the transaction.
+        async with self.db.transaction(readonly=True) as session:
+            await self._unmirrored(session, namespace, name)
+        reference = await self._check_reference(body["external_reference"])
         async with self.db.transaction() as session:
-            repo = await self._repo(session, namespace, name)
-            if await MirrorQueries(session).for_repository(repo.id) is not None:
-                raise _exists(namespace, name)
-            reference = await self._check_reference(body["external_reference"])
+            repo = await self._unmirrored(session, namespace, name)
             architectures = rules.check_architectures(
                 body.get("architecture_filter"), self.sparse_index
             )
@@ -174,10 +184,18 @@ class MirrorService:
 
     # --- update ----------------------------------------------------------------------------
     async def update(self, namespace: str, name: str, body: dict[str, Any], actor: Actor) -> None:
+        reference: str | None = None
+        if "external_reference" in body:
+            # Resolved before the row is locked (see _create); 404s still come first.
+            async with self.db.transaction(readonly=True) as session:
+                repo = await self._repo(session, namespace, name)
+                if await MirrorQueries(session).for_repository(repo.id) is None:
+                    raise NotFound("Not Found")
+            reference = await self._check_reference(body["external_reference"])
         async with self.db.transaction() as session:
             repo = await self._repo(session, namespace, name)
             config = await self._config(session, repo)
-            changes = await self._validate_update(session, repo, body, actor)
+            changes = await self._validate_update(session, repo, body, actor, reference)
             for field, (value, logged) in changes.items():
                 setattr(config, field, value)
                 self._log_change(session, actor, repo, logged[0], logged[1])
@@ -185,15 +203,22 @@ class MirrorService:
             await session.flush()
 
     async def _validate_update(
-        self, session: AsyncSession, repo: Repository, body: dict[str, Any], actor: Actor
+        self,
+        session: AsyncSession,
+        repo: Repository,
+        body: dict[str, Any],
+        actor: Actor,
+        reference: str | None,
     ) -> dict[str, tuple[Any, tuple[str, Any]]]:
-        """Check every present key before anything changes; return column → (value, log)."""
+        """Check every present key before anything changes; return column → (value, log).
+
+        ``reference`` is the body's external_reference, already checked by the caller.
+        """
         out: dict[str, tuple[Any, tuple[str, Any]]] = {}
         if "is_enabled" in body:
             out["is_enabled"] = (body["is_enabled"], ("is_enabled", body["is_enabled"]))
-        if "external_reference" in body:
-            ref = await self._check_reference(body["external_reference"])
-            out["external_reference"] = (ref, ("external_reference", ref))
+        if reference is not None:
+            out["external_reference"] = (reference, ("external_reference", reference))
         if "sync_start_date" in body:
             start = rules.parse_start_date(body["sync_start_date"])
             out["sync_start_date"] = (start, ("sync_start_date", body["sync_start_date"]))

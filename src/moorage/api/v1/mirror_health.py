@@ -7,7 +7,14 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from moorage.api.v1.deps import AccountsDep, PrincipalDep, SettingsDep, require_superuser
+from moorage.api.v1.deps import (
+    AccountsDep,
+    PrincipalDep,
+    SettingsDep,
+    require_scope,
+    require_superuser,
+)
+from moorage.auth import scopes as sc
 from moorage.db.models import AccountKind
 from moorage.errors import AuthenticationRequired, PermissionDenied
 from moorage.services.mirror_health import MirrorHealthService
@@ -43,8 +50,9 @@ async def repository_mirror_health(
     if namespace is None:
         require_superuser(principal)
     else:
+        require_scope(principal, sc.USER_READ)
         owner = await accounts.get(namespace)
-        if not principal.superuser:
+        if not (principal.superuser and principal.has_scope(sc.SUPER_USER)):
             if owner.kind == AccountKind.ORGANIZATION:
                 orgs = await accounts.organizations_of(principal.account_id)
                 if not any(org.id == owner.id for org, _ in orgs):
