@@ -46,6 +46,7 @@ class MirrorView:
     username: str | None
     robot_username: str | None
     last_run: MirrorRun | None
+    current_run: MirrorRun | None = None
 
 
 class MirrorService:
@@ -299,6 +300,7 @@ class MirrorService:
                 username=self._open(config.external_registry_username),
                 robot_username=await queries.robot_name(config.internal_robot_id),
                 last_run=await queries.latest_run(config.id, finished=True),
+                current_run=await queries.latest_run(config.id, finished=False),
             )
 
     def _open(self, sealed: str | None) -> str | None:

@@ -71,6 +71,7 @@ def mirror_body(view: MirrorView) -> dict[str, Any]:
         "architecture_filter": list(config.architecture_filter or []),
         # Moorage extensions (clients ignore unknown keys):
         "last_sync": run_body(last) if last else None,
+        "current_sync": run_body(view.current_run) if view.current_run else None,
         "last_error": (
             {
                 "kind": last.error_kind,

@@ -47,6 +47,8 @@ class MirrorQueries:
         stmt = select(MirrorRun).where(MirrorRun.config_id == config_id)
         if finished:
             stmt = stmt.where(MirrorRun.finished_at.is_not(None))
+        else:
+            stmt = stmt.where(MirrorRun.finished_at.is_(None))
         stmt = stmt.order_by(MirrorRun.id.desc()).limit(1)
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
