@@ -21,9 +21,7 @@ async def test_push_and_pull_image(client: httpx.AsyncClient) -> None:
     digest = await push_image(client, "acme/app", image, "v1")
     assert digest == image.digest
 
-    response = await client.get(
-        "/v2/acme/app/manifests/v1", headers={"Accept": image.media_type}
-    )
+    response = await client.get("/v2/acme/app/manifests/v1", headers={"Accept": image.media_type})
     assert response.status_code == 200
     assert response.content == image.manifest
     assert response.headers["Docker-Content-Digest"] == image.digest
@@ -44,13 +42,17 @@ async def test_chunked_upload(client: httpx.AsyncClient) -> None:
     assert start.status_code == 202
     location = start.headers["Location"]
     first = await client.patch(
-        location, content=data[:5000], headers={"Content-Range": "0-4999", "Content-Type": "application/octet-stream"}
+        location,
+        content=data[:5000],
+        headers={"Content-Range": "0-4999", "Content-Type": "application/octet-stream"},
     )
     assert first.status_code == 202
     assert first.headers["Range"] == "0-4999"
     wrong = await client.patch(location, content=b"zz", headers={"Content-Range": "10-11"})
     assert wrong.status_code == 416
-    second = await client.patch(location, content=data[5000:], headers={"Content-Range": "5000-7999"})
+    second = await client.patch(
+        location, content=data[5000:], headers={"Content-Range": "5000-7999"}
+    )
     assert second.status_code == 202
     done = await client.put(location, params={"digest": sha256(data)})
     assert done.status_code == 201, done.text

@@ -52,7 +52,8 @@ def make_image(
         "mediaType": OCI_MANIFEST,
         "config": {"mediaType": OCI_CONFIG, "digest": sha256(config), "size": len(config)},
         "layers": [
-            {"mediaType": OCI_LAYER, "digest": sha256(layer), "size": len(layer)} for layer in layers
+            {"mediaType": OCI_LAYER, "digest": sha256(layer), "size": len(layer)}
+            for layer in layers
         ],
     }
     if subject is not None:
@@ -81,7 +82,9 @@ def make_index(children: list[tuple[Image, str]]) -> bytes:
 
 async def push_blob(client: httpx.AsyncClient, repo: str, data: bytes) -> str:
     digest = sha256(data)
-    response = await client.post(f"/v2/{repo}/blobs/uploads/", params={"digest": digest}, content=data)
+    response = await client.post(
+        f"/v2/{repo}/blobs/uploads/", params={"digest": digest}, content=data
+    )
     assert response.status_code == 201, response.text
     return digest
 

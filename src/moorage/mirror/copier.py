@@ -67,6 +67,29 @@ class Copier:
         )
         return True
 
+    async def complete(self, tag: str) -> bool:
+        """Whether the local ``tag`` has every child the architecture filter now selects.
+
+        An unchanged upstream digest is not enough to skip a sparse index: after the filter
+        was widened, the platforms it now selects must still be fetched.
+        """
+        try:
+            stored = await self.registry.manifests.get(self.repo, tag)
+        except ManifestUnknown:
+            return False
+        parsed = parse_manifest(stored.payload, stored.media_type)
+        wanted = [str(c.digest) for c in parsed.children]
+        if parsed.is_index and self.architectures:
+            entries = json.loads(stored.payload).get("manifests") or []
+            selected = select_platforms(entries, self.architectures, self.max_entries)
+            wanted = [str(entry.get("digest")) for entry in selected]
+        for digest in dict.fromkeys(wanted):
+            try:
+                await self.registry.manifests.get(self.repo, digest)
+            except ManifestUnknown:
+                return False
+        return True
+
     def _verify(self, fetched: FetchedManifest, expected: str | None) -> ParsedManifest:
         parsed = parse_manifest(fetched.payload, fetched.media_type or None)
         actual = str(parsed.digest)

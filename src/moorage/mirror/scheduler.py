@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from moorage.db.base import utcnow
@@ -39,19 +40,21 @@ class Scheduler:
         self.owner = owner
         self.lease = dt.timedelta(seconds=lease_seconds)
 
-    async def claim_due(self, limit: int) -> list[Claim]:
+    async def claim_due(self, limit: int, running: Sequence[int] = ()) -> list[Claim]:
+        """Claim up to ``limit`` due mirrors, never one of ``running`` (still syncing here)."""
         claims: list[Claim] = []
         if limit <= 0:
             return claims
         now = utcnow()
         async with self.db.transaction() as session:
             queries = MirrorScheduleQueries(session)
-            candidates = await queries.due(now, limit)
+            candidates = await queries.due(now, limit, running)
             for config in candidates:
                 previous = SyncStatus(config.sync_status)
+                stale_lease = config.lease_owner is not None  # its worker died
                 if not await queries.claim(config, self.owner, now + self.lease, new_txn()):
                     continue  # somebody else changed it first
-                if previous == SyncStatus.SYNCING:
+                if previous == SyncStatus.SYNCING or stale_lease:
                     await queries.abandon_runs(config.id, now)
                 repo = await session.get(Repository, config.repository_id)
                 assert repo is not None
@@ -97,7 +100,9 @@ class Scheduler:
             released = False
             if current is not None:
                 values = self._release_values(current, outcome, now)
-                released = await queries.release(claim.config.id, self.owner, values)
+                released = await queries.release(
+                    claim.config.id, self.owner, claim.config.sync_transaction_id, values
+                )
             run_status = {
                 SyncStatus.SUCCESS: RunStatus.SUCCEEDED,
                 SyncStatus.CANCEL: RunStatus.CANCELLED,

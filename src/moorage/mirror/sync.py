@@ -16,6 +16,7 @@ from moorage.auth.crypto import DecryptionFailure, FieldCipher
 from moorage.config import Settings
 from moorage.db.engine import Database
 from moorage.db.models import SyncStatus
+from moorage.db.queries.mirror_schedule import MirrorScheduleQueries
 from moorage.errors import MoorageError
 from moorage.mirror import errors as e
 from moorage.mirror import local
@@ -168,8 +169,22 @@ class MirrorSync:
             max_entries=self.env.settings.REPO_MIRROR_MAX_MANIFEST_ENTRIES,
         )
         first_error = await self._copy_all(plan.matching, plan, copier, upstream)
+        if not await self._still_claimed():
+            # Cancelled (or taken over) while the last copies ended, before the worker's
+            # watch noticed: never prune after a cancel. The worker records the cancel.
+            raise asyncio.CancelledError
         self.progress.tags_deleted = await local.prune(self.env.db, repo.id, list(plan.to_prune))
         return await self._finish(repo, plan.matching, before, first_error)
+
+    async def _still_claimed(self) -> bool:
+        async with self.env.db.transaction(readonly=True) as session:
+            row = await MirrorScheduleQueries(session).get(self.config.id)
+        return (
+            row is not None
+            and row.sync_status == SyncStatus.SYNCING
+            and row.lease_owner == self.claim.owner
+            and row.sync_transaction_id == self.config.sync_transaction_id
+        )
 
     async def _copy_all(
         self, tags: tuple[str, ...], plan: Any, copier: Copier, upstream: UpstreamClient
@@ -197,7 +212,7 @@ class MirrorSync:
                     digest = await upstream.head_manifest(tag)
                 except e.UpstreamError:
                     digest = None  # fall back to GET, which reports the real error
-                if plan.unchanged(tag, digest):
+                if plan.unchanged(tag, digest) and await copier.complete(tag):
                     self.progress.tags_skipped += 1
                     return None
                 copied = await copier.copy_tag(tag)

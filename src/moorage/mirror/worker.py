@@ -80,7 +80,7 @@ class MirrorWorker:
         try:
             if self.heartbeat is not None:
                 await self.heartbeat(self.owner)
-            claims = await self.scheduler.claim_due(free)
+            claims = await self.scheduler.claim_due(free, list(self.running))
         except Exception:
             log.exception("mirror worker could not claim mirrors")
             return 0
@@ -123,7 +123,8 @@ class MirrorWorker:
             if self._stopping:
                 return Outcome(SyncStatus.FAIL, "interrupted", "worker shut down", interrupted=True)
             status = await self.scheduler.current_status(claim)
-            if status == SyncStatus.CANCEL:
+            # SYNC_NOW here means cancel and then sync-now: sync-now is refused while SYNCING.
+            if status in {SyncStatus.CANCEL, SyncStatus.SYNC_NOW}:
                 await MirrorSync(self.env, claim, Progress()).audit(
                     "repo_mirror_sync_failed",
                     verb="Cancelled",

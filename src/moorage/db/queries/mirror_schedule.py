@@ -17,8 +17,15 @@ class MirrorScheduleQueries:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def due(self, now: dt.datetime, limit: int) -> Sequence[MirrorConfig]:
-        """Quay's eligibility (§4.2), plus SYNCING rows whose lease expired (dead worker)."""
+    async def due(
+        self, now: dt.datetime, limit: int, exclude: Sequence[int] = ()
+    ) -> Sequence[MirrorConfig]:
+        """Quay's eligibility (§4.2), plus SYNCING rows whose lease expired (dead worker).
+
+        A row still leased by a worker that is winding down a cancelled sync (cancel, then
+        sync-now at once) waits until that worker lets go (or its lease expires), so that two
+        syncs of one mirror never overlap. ``exclude``: configs this worker is still running.
+        """
         immediate = MirrorConfig.sync_status == int(SyncStatus.SYNC_NOW)
         ready = and_(
             MirrorConfig.is_enabled.is_(True),
@@ -26,6 +33,7 @@ class MirrorScheduleQueries:
             MirrorConfig.sync_retries_remaining > 0,
             MirrorConfig.sync_status.not_in([int(SyncStatus.SYNCING), int(SyncStatus.CANCEL)]),
         )
+        unleased = or_(MirrorConfig.lease_owner.is_(None), MirrorConfig.lease_expires_at < now)
         orphaned = and_(
             MirrorConfig.sync_status == int(SyncStatus.SYNCING),
             MirrorConfig.lease_expires_at < now,
@@ -34,10 +42,12 @@ class MirrorScheduleQueries:
             select(MirrorConfig)
             .join(Repository, Repository.id == MirrorConfig.repository_id)
             .where(Repository.state == int(RepositoryState.MIRROR))
-            .where(or_(immediate, ready, orphaned))
+            .where(or_(and_(or_(immediate, ready), unleased), orphaned))
             .order_by(MirrorConfig.sync_start_date)
             .limit(limit)
         )
+        if exclude:
+            stmt = stmt.where(MirrorConfig.id.not_in(list(exclude)))
         if supports_row_locks(self.session):
             stmt = stmt.with_for_update(skip_locked=True, of=MirrorConfig)
         return (await self.session.execute(stmt)).scalars().all()
@@ -78,14 +88,33 @@ class MirrorScheduleQueries:
     async def get(self, config_id: int) -> MirrorConfig | None:
         return await self.session.get(MirrorConfig, config_id, populate_existing=True)
 
-    async def release(self, config_id: int, owner: str, values: dict[str, Any]) -> bool:
-        """Apply the outcome, if we still hold the lease (config edits never block this)."""
+    async def release(
+        self, config_id: int, owner: str, claimed_txn: str, values: dict[str, Any]
+    ) -> bool:
+        """Apply the outcome if we still hold the lease and nobody cancelled or re-queued the
+        sync since our claim (config edits keep the transaction id, so they never block this).
+
+        Otherwise (sync-cancel, possibly followed by sync-now) the API already set the row as
+        the user wants it: only let go of the lease. False in that case.
+        """
+        free = {"lease_owner": None, "lease_expires_at": None, "sync_expiration_date": None}
         result = await self.session.execute(
             update(MirrorConfig)
-            .where(MirrorConfig.id == config_id, MirrorConfig.lease_owner == owner)
-            .values(lease_owner=None, lease_expires_at=None, sync_expiration_date=None, **values)
+            .where(
+                MirrorConfig.id == config_id,
+                MirrorConfig.lease_owner == owner,
+                MirrorConfig.sync_transaction_id == claimed_txn,
+            )
+            .values(**free, **values)
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        if result.rowcount:  # type: ignore[attr-defined]
+            return True
+        await self.session.execute(
+            update(MirrorConfig)
+            .where(MirrorConfig.id == config_id, MirrorConfig.lease_owner == owner)
+            .values(**free)
+        )
+        return False
 
     async def add_run(self, run: MirrorRun) -> MirrorRun:
         self.session.add(run)
