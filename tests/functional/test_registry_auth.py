@@ -195,3 +195,18 @@ async def test_read_only_repository_refuses_push(http: httpx.AsyncClient) -> Non
     token = await token_for(http, "repository:alice/frozen:pull,push", basic("alice", PASSWORD))
     assert granted(token)[0]["actions"] == ["pull"]
     assert (await http.get("/v2/alice/frozen/manifests/v1")).status_code == 200
+
+
+async def test_catalog_with_bearer_token_lists_readable_repositories(
+    http: httpx.AsyncClient,
+) -> None:
+    http.headers["Authorization"] = basic("alice", PASSWORD)
+    await push_image(http, "alice/listed", make_image(), "v1")
+    await push_image(http, "acme/also", make_image(), "v1")
+    token = await token_for(http, "registry:catalog:*", basic("bob", PASSWORD))
+    http.headers["Authorization"] = f"Bearer {token}"
+    assert (await http.get("/v2/_catalog")).json()["repositories"] == []
+    token = await token_for(http, "registry:catalog:*", basic("alice", PASSWORD))
+    http.headers["Authorization"] = f"Bearer {token}"
+    listed = (await http.get("/v2/_catalog")).json()["repositories"]
+    assert listed == ["acme/also", "alice/listed"]

@@ -9,6 +9,7 @@ from moorage.api.deps import services
 from moorage.api.registry.auth import authenticate
 from moorage.api.registry.common import API_VERSION, next_link, page_params
 from moorage.auth.permissions import PULL
+from moorage.services.access import AccessService
 
 DEFAULT_PAGE = 100
 
@@ -20,7 +21,8 @@ async def list_catalog(request: Request) -> Response:
     assert n is not None
     if n == 0:
         return JSONResponse({"repositories": []}, headers=API_VERSION)
-    access = request.app.state.access
+    # Decided live for the caller's identity: a bearer token names the catalog, not each repo.
+    access: AccessService = request.app.state.access_service
     visible: list[str] = []
     cursor = last
     # Only repositories the caller may pull are listed; scan forward until the page is full.
@@ -29,7 +31,7 @@ async def list_catalog(request: Request) -> Response:
         if not batch:
             break
         for repo in batch:
-            if PULL in await access.allowed_actions(principal, repo, frozenset({PULL})):
+            if PULL in await access.allowed(principal, repo, frozenset({PULL})):
                 visible.append(repo)
         cursor = batch[-1]
     headers = dict(API_VERSION)
