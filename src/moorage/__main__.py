@@ -21,6 +21,7 @@ from moorage.db.engine import Database
 from moorage.db.migrate import upgrade, upgrade_sync
 from moorage.errors import ConfigError
 from moorage.observability.metrics import Metrics
+from moorage.services.accounts import AccountService
 from moorage.services.gc import GarbageCollector, GcReport
 from moorage.services.registry import RegistryServices
 from moorage.storage.factory import build_driver
@@ -86,6 +87,12 @@ def serve(
         h11_max_incomplete_event_size=1024 * 1024,
     )
     server = uvicorn.Server(config)
+    if not asyncio.run(_has_users(settings)) and not settings.INSECURE_OPEN_REGISTRY_NO_AUTH:
+        click.echo(
+            "No users yet: create one with `moorage admin create-user NAME --superuser "
+            "--generate-password`.",
+            err=True,
+        )
     click.echo(
         f"Moorage {__version__} serving on http://{settings.HTTP_HOST}:{settings.HTTP_PORT} "
         f"(data: {settings.DATA_DIR.resolve()}, db: {settings.database_url.split('://')[0]}, "
@@ -93,6 +100,14 @@ def serve(
         err=True,
     )
     server.run()
+
+
+async def _has_users(settings: Settings) -> bool:
+    db = Database(settings.database_url)
+    try:
+        return await AccountService(db, settings.SUPER_USERS).has_users()
+    finally:
+        await db.dispose()
 
 
 @main.command(help="Run only the mirror worker (any number may share one database).")
