@@ -15,6 +15,7 @@ import uvicorn
 from moorage import __version__
 from moorage.app import build, build_worker, create_app
 from moorage.cli_admin import register as register_admin
+from moorage.cli_mirror import mirror as mirror_cli
 from moorage.config import Settings, load_settings
 from moorage.configdoc import render as render_config_docs
 from moorage.db.engine import Database
@@ -177,6 +178,7 @@ def config_docs() -> None:
 
 
 register_admin(main, _settings)
+main.add_command(mirror_cli)
 
 
 if __name__ == "__main__":
