@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from moorage.api.v1.deps import get_principal
 from moorage.auth import scopes as sc
 from moorage.auth.permissions import PULL, Principal, RepoFacts, decide
 from moorage.db.models import RepositoryState
@@ -55,3 +61,27 @@ def _deny(principal: Principal) -> None:
     if principal.is_anonymous:
         raise AuthenticationRequired("Requires authentication")
     raise PermissionDenied("Unauthorized")
+
+
+@dataclass(frozen=True, slots=True)
+class RepoTarget:
+    """The ``{namespace}/{repository}`` of a request, after the caller passed the check."""
+
+    namespace: str
+    name: str
+    facts: RepoFacts
+
+
+async def admin_repo(
+    namespace: str,
+    repository: str,
+    request: Request,
+    principal: Annotated[Principal, Depends(get_principal)],
+) -> RepoTarget:
+    """FastAPI dependency: the caller must administer the repository (repo:admin)."""
+    access: AccessService = request.app.state.access_service
+    facts = await check_repo(access, principal, namespace, repository, "admin")
+    return RepoTarget(namespace, repository, facts)
+
+
+AdminRepo = Annotated[RepoTarget, Depends(admin_repo)]

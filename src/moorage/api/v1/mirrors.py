@@ -7,10 +7,9 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from moorage.api.v1.deps import AccessDep, ActorDep, PrincipalDep, writable
-from moorage.api.v1.guards import check_repo
+from moorage.api.v1.deps import ActorDep, writable
+from moorage.api.v1.guards import AdminRepo
 from moorage.api.v1.mirror_schema import CREATE_SCHEMA, UPDATE_SCHEMA, validate
-from moorage.auth.permissions import API_ADMIN
 from moorage.db.models import MirrorRun, SyncStatus
 from moorage.errors import InvalidRequest
 from moorage.services.mirror_rules import format_date
@@ -85,11 +84,8 @@ def mirror_body(view: MirrorView) -> dict[str, Any]:
 
 
 @router.get(PATH, summary="getRepoMirrorConfig")
-async def get_mirror(
-    namespace: str, repository: str, request: Request, principal: PrincipalDep, access: AccessDep
-) -> dict[str, Any]:
-    await check_repo(access, principal, namespace, repository, API_ADMIN)
-    return mirror_body(await service(request).get(namespace, repository))
+async def get_mirror(repo: AdminRepo, request: Request) -> dict[str, Any]:
+    return mirror_body(await service(request).get(repo.namespace, repo.name))
 
 
 @router.post(
@@ -98,17 +94,9 @@ async def get_mirror(
     summary="createRepoMirrorConfig",
     openapi_extra={"requestBody": {"content": {"application/json": {"schema": CREATE_SCHEMA}}}},
 )
-async def create_mirror(
-    namespace: str,
-    repository: str,
-    request: Request,
-    principal: PrincipalDep,
-    access: AccessDep,
-    actor: ActorDep,
-) -> Response:
-    await check_repo(access, principal, namespace, repository, API_ADMIN)
+async def create_mirror(repo: AdminRepo, request: Request, actor: ActorDep) -> Response:
     body = validate(await json_body(request), create=True)
-    await service(request).create(namespace, repository, body, actor)
+    await service(request).create(repo.namespace, repo.name, body, actor)
     return Response(status_code=201)
 
 
@@ -118,60 +106,32 @@ async def create_mirror(
     summary="changeRepoMirrorConfig",
     openapi_extra={"requestBody": {"content": {"application/json": {"schema": UPDATE_SCHEMA}}}},
 )
-async def change_mirror(
-    namespace: str,
-    repository: str,
-    request: Request,
-    principal: PrincipalDep,
-    access: AccessDep,
-    actor: ActorDep,
-) -> Response:
-    await check_repo(access, principal, namespace, repository, API_ADMIN)
+async def change_mirror(repo: AdminRepo, request: Request, actor: ActorDep) -> Response:
     body = validate(await json_body(request), create=False)
-    await service(request).update(namespace, repository, body, actor)
+    await service(request).update(repo.namespace, repo.name, body, actor)
     return Response(status_code=201)
 
 
 @router.post(f"{PATH}/sync-now", status_code=204, summary="syncNow")
-async def sync_now(
-    namespace: str,
-    repository: str,
-    request: Request,
-    principal: PrincipalDep,
-    access: AccessDep,
-    actor: ActorDep,
-) -> Response:
-    await check_repo(access, principal, namespace, repository, API_ADMIN)
-    await service(request).sync_now(namespace, repository, actor)
+async def sync_now(repo: AdminRepo, request: Request, actor: ActorDep) -> Response:
+    await service(request).sync_now(repo.namespace, repo.name, actor)
     return Response(status_code=204)
 
 
 @router.post(f"{PATH}/sync-cancel", status_code=204, summary="syncCancel")
-async def sync_cancel(
-    namespace: str,
-    repository: str,
-    request: Request,
-    principal: PrincipalDep,
-    access: AccessDep,
-    actor: ActorDep,
-) -> Response:
-    await check_repo(access, principal, namespace, repository, API_ADMIN)
-    await service(request).cancel(namespace, repository, actor)
+async def sync_cancel(repo: AdminRepo, request: Request, actor: ActorDep) -> Response:
+    await service(request).cancel(repo.namespace, repo.name, actor)
     return Response(status_code=204)
 
 
 @router.get(f"{PATH}/runs", summary="listRepoMirrorRuns (Moorage extension)")
 async def list_runs(
-    namespace: str,
-    repository: str,
+    repo: AdminRepo,
     request: Request,
-    principal: PrincipalDep,
-    access: AccessDep,
     limit: int = Query(20, ge=1, le=200),
     before: int | None = Query(None, ge=1, description="only runs with a smaller id"),
 ) -> dict[str, Any]:
-    await check_repo(access, principal, namespace, repository, API_ADMIN)
-    runs = await service(request).runs(namespace, repository, limit, before)
+    runs = await service(request).runs(repo.namespace, repo.name, limit, before)
     return {
         "runs": [run_body(r) for r in runs],
         "next_before": runs[-1].id if len(runs) == limit else None,
