@@ -20,6 +20,7 @@ from moorage.db.models import SyncStatus
 from moorage.mirror import errors as e
 from moorage.mirror.scheduler import Claim, Outcome, Scheduler
 from moorage.mirror.sync import MirrorSync, Progress, SyncEnvironment
+from moorage.observability.logs import bind_log_context
 from moorage.observability.metrics import MirrorMetrics
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,9 @@ class MirrorWorker:
             log.exception("mirror worker could not claim mirrors")
             return 0
         for claim in claims:
-            self.running[claim.config.id] = asyncio.create_task(self._supervise(claim))
+            # The task copies the context: every log line of this sync names its mirror and run.
+            with bind_log_context(mirror=f"{claim.namespace}/{claim.name}", run=claim.run_id):
+                self.running[claim.config.id] = asyncio.create_task(self._supervise(claim))
         return len(claims)
 
     async def wait_idle(self) -> None:
@@ -142,6 +145,7 @@ class MirrorWorker:
         """Renew the lease; stop the sync within a second of a cancel or a lost lease."""
         renew_every = max(self.env.settings.REPO_MIRROR_LEASE_SECONDS / 3, CANCEL_POLL_SECONDS)
         last_renew = 0.0
+        written: dict[str, int] = {}
         while not sync_task.done():
             try:
                 if time.monotonic() - last_renew >= renew_every:
@@ -149,10 +153,13 @@ class MirrorWorker:
                         sync_task.cancel()
                         return
                     last_renew = time.monotonic()
-                    await self.scheduler.progress(claim, progress.as_values())
                 elif await self.scheduler.current_status(claim) != SyncStatus.SYNCING:
                     sync_task.cancel()
                     return
+                values = progress.as_values()
+                if values != written:  # live progress for the API and UI, at most once a second
+                    await self.scheduler.progress(claim, values)
+                    written = values
                 self.metrics.pending_tags.labels(claim.namespace, claim.name).set(
                     max(
                         progress.tags_total
