@@ -11,7 +11,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 if command -v apt-get >/dev/null 2>&1 && [ "${MOORAGE_SKIP_APT:-0}" != "1" ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-    python3-venv skopeo podman docker-registry apache2-utils uidmap >/dev/null
+    python3-venv skopeo podman docker-registry apache2-utils uidmap chromium >/dev/null
 fi
 
 PYTHON="${PYTHON:-python3}"

@@ -6,11 +6,11 @@ import asyncio
 import logging
 import os
 import signal
-import sys
 from pathlib import Path
 
 import click
 import uvicorn
+from uvicorn.config import LOGGING_CONFIG
 
 from moorage import __version__
 from moorage.app import build, build_worker, create_app
@@ -21,6 +21,7 @@ from moorage.configdoc import render as render_config_docs
 from moorage.db.engine import Database
 from moorage.db.migrate import upgrade, upgrade_sync
 from moorage.errors import ConfigError
+from moorage.observability.logs import configure_logging
 from moorage.observability.metrics import Metrics
 from moorage.services.accounts import AccountService
 from moorage.services.gc import GarbageCollector, GcReport
@@ -46,12 +47,16 @@ def _settings(config_path: Path | None, **overrides: object) -> Settings:
         raise click.ClickException(str(exc)) from exc
 
 
-def _logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def _logging(level: str, settings: Settings) -> None:
+    configure_logging(level, settings.LOG_FORMAT)
+
+
+def _say(settings: Settings, message: str) -> None:
+    """A start-up message for the operator: plain on stderr, or a log line in JSON mode."""
+    if settings.LOG_FORMAT == "json":
+        logging.getLogger("moorage").info(message)
+    else:
+        click.echo(message, err=True)
 
 
 @click.group(help="Moorage: a container registry with Quay-compatible repository mirroring.")
@@ -71,8 +76,8 @@ def main() -> None:
 def serve(
     config_path: Path | None, host: str | None, port: int | None, log_level: str, no_worker: bool
 ) -> None:
-    _logging(log_level)
     settings = _settings(config_path, HTTP_HOST=host, HTTP_PORT=port)
+    _logging(log_level, settings)
     upgrade_sync(settings.database_url)
     app = create_app(
         settings, run_worker=settings.REPO_MIRROR_WORKER and not no_worker, maintenance=True
@@ -83,22 +88,24 @@ def serve(
         port=settings.HTTP_PORT,
         log_level=log_level,
         access_log=False,
+        # JSON: uvicorn's own lines go through our handler too (None: uvicorn adds none).
+        log_config=None if settings.LOG_FORMAT == "json" else LOGGING_CONFIG,
         proxy_headers=True,
         timeout_keep_alive=30,
         h11_max_incomplete_event_size=1024 * 1024,
     )
     server = uvicorn.Server(config)
     if not asyncio.run(_has_users(settings)) and not settings.INSECURE_OPEN_REGISTRY_NO_AUTH:
-        click.echo(
+        _say(
+            settings,
             "No users yet: create one with `moorage admin create-user NAME --superuser "
             "--generate-password`.",
-            err=True,
         )
-    click.echo(
+    _say(
+        settings,
         f"Moorage {__version__} serving on http://{settings.HTTP_HOST}:{settings.HTTP_PORT} "
         f"(data: {settings.DATA_DIR.resolve()}, db: {settings.database_url.split('://')[0]}, "
         f"storage: {settings.storage_entry[0]})",
-        err=True,
     )
     server.run()
 
@@ -115,8 +122,8 @@ async def _has_users(settings: Settings) -> bool:
 @CONFIG_OPTION
 @click.option("--log-level", default="info", show_default=True)
 def worker(config_path: Path | None, log_level: str) -> None:
-    _logging(log_level)
     settings = _settings(config_path)
+    _logging(log_level, settings)
     upgrade_sync(settings.database_url)
     asyncio.run(_run_worker(settings))
 

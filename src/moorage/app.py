@@ -14,6 +14,7 @@ from starlette.datastructures import Headers
 
 from moorage import __version__
 from moorage.api.errors import install_error_handlers
+from moorage.api.health import routes as health_routes
 from moorage.api.registry.auth import audience
 from moorage.api.registry.router import routes as registry_routes
 from moorage.api.v1.router import router as api_v1_router
@@ -24,15 +25,19 @@ from moorage.db.engine import Database
 from moorage.mirror.ssrf import Resolver, SsrfGuard, system_resolver
 from moorage.mirror.sync import SyncEnvironment
 from moorage.mirror.worker import MirrorWorker
+from moorage.observability.http import ObservabilityMiddleware
+from moorage.observability.instrument import InstrumentedStorage, instrument_database
 from moorage.observability.metrics import Metrics, metrics_endpoint
 from moorage.services.access import AccessService, RegistryAccess
 from moorage.services.accounts import AccountService
+from moorage.services.health import HealthService
 from moorage.services.management import ManagementServices
 from moorage.services.mirror_health import MirrorHealthService
 from moorage.services.mirrors import MirrorService, mirror_robot_lookup
 from moorage.services.registry import RegistryServices
 from moorage.storage.base import StorageDriver
 from moorage.storage.factory import build_driver
+from moorage.web import install_web_ui
 
 log = logging.getLogger(__name__)
 
@@ -135,10 +140,12 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = database or Database(settings.database_url, pool_size=settings.DB_POOL_SIZE)
         driver = storage or build_driver(settings)
-        wiring = build(settings, db, driver, resolver)
+        wiring = build(settings, db, InstrumentedStorage(driver, metrics.io), resolver)
+        uninstrument_db = instrument_database(db, metrics.io)
         for name in Wiring.__slots__:
             setattr(app.state, name, getattr(wiring, name))
         app.state.metrics = metrics
+        app.state.health = HealthService(db, wiring.storage)
         stop = asyncio.Event()
         worker_task = None
         if run_worker and settings.FEATURE_REPO_MIRROR:
@@ -155,6 +162,7 @@ def create_app(
             for task in (worker_task, purge_task):
                 if task is not None:
                     await task
+            uninstrument_db()
             if storage is None:
                 await driver.close()
             if database is None:
@@ -172,6 +180,9 @@ def create_app(
     metrics = Metrics()
     app.router.routes.extend(registry_routes())
     app.add_route("/metrics", metrics_endpoint(metrics), methods=["GET"], include_in_schema=False)
+    app.router.routes.extend(health_routes())
+    app.add_middleware(ObservabilityMiddleware, metrics=metrics.http)
     app.include_router(api_v1_router(settings))
+    install_web_ui(app)
     install_error_handlers(app)
     return app

@@ -53,6 +53,11 @@ class Settings(BaseSettings):
         Path("moorage-data"), description="folder for the embedded SQLite DB, storage, secrets"
     )
     REGISTRY_STATE: Literal["normal", "readonly"] = "normal"
+    LOG_FORMAT: Literal["text", "json"] = Field(
+        "text",
+        description="log lines of `serve` and `worker`: text, or one JSON object per line "
+        "with request ids (json also logs one access line per request)",
+    )
 
     # --- database and storage -------------------------------------------------------------
     DB_URI: str | None = Field(
@@ -64,6 +69,11 @@ class Settings(BaseSettings):
         description="name -> [LocalStorage|S3Storage, {params}], as in Quay",
     )
     DISTRIBUTED_STORAGE_PREFERENCE: list[str] = Field(default_factory=list)
+    BLOB_REDIRECTS: bool = Field(
+        False,
+        description="answer blob GETs with a 307 to a presigned storage URL (S3) so clients "
+        "download from the bucket directly; clients must be able to reach the S3 endpoint",
+    )
 
     # --- secrets --------------------------------------------------------------------------
     DATABASE_SECRET_KEY: SecretStr | None = Field(

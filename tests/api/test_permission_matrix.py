@@ -14,10 +14,11 @@ The routes are enumerated from the app, so a new route without an entry in MATRI
   (2xx, or 404 for a missing object; a few routes list other statuses they may answer).
 
 Deliberately anonymous routes (kind "public"): the OpenAPI document and its UI, first-user
-initialization (404 unless FEATURE_USER_INITIALIZE), GET /organization/{org} (public in Quay;
-e-mail only for admins) and GET /repository (public repositories only). Repository reads
-(GET /repository/{ns}/{repo}, GET .../tag/) are anonymous for public repositories; the matrix
-uses the private ``acme/app``, where they need read permission.
+initialization (404 unless FEATURE_USER_INITIALIZE), the web UI's sign-in, sign-out and session
+routes, GET /organization/{org} (public in Quay; e-mail only for admins) and GET /repository
+(public repositories only). Repository reads (GET /repository/{ns}/{repo}, GET .../tag/) are
+anonymous for public repositories; the matrix uses the private ``acme/app``, where they need read
+permission.
 """
 
 from __future__ import annotations
@@ -61,6 +62,13 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/user/initialize"): Rule(
         "public", body={"username": "first", "password": "long enough password"}
     ),
+    # browser sessions of the web UI: signing in is anonymous by nature. A wrong password
+    # (403) shows the handler ran without leaving a session cookie in the shared client.
+    ("POST", "/api/v1/signin"): Rule(
+        "public", body={"username": "alice", "password": "wrong"}, also_ok=frozenset({403})
+    ),
+    ("POST", "/api/v1/signout"): Rule("public"),
+    ("GET", "/api/v1/session"): Rule("public"),
     ("GET", "/api/v1/user/"): Rule("self", (sc.USER_READ,)),
     ("GET", "/api/v1/user/tokens"): Rule("self", (sc.USER_READ,)),
     ("POST", "/api/v1/user/tokens"): Rule(

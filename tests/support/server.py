@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any
@@ -160,11 +160,14 @@ def _clean_env(drop_prefixes: tuple[str, ...]) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def run_moorage(config: Mapping[str, Any], tmp_path: Path) -> Iterator[ServerHandle]:
+def run_moorage(
+    config: Mapping[str, Any], tmp_path: Path, args: Sequence[str] = ()
+) -> Iterator[ServerHandle]:
     """Start ``moorage serve`` with ``config`` (a dict of config.yaml keys) on a free port.
 
     The config file is authoritative: ``MOORAGE_*`` environment variables (which would override
-    it) are not passed on, except ``MOORAGE_TEST_*``.
+    it) are not passed on, except ``MOORAGE_TEST_*``. ``args`` are extra ``serve`` options,
+    e.g. ``["--no-worker"]``.
     """
     run_id = uuid.uuid4().hex[:8]
     workdir = tmp_path / f"moorage-{run_id}"
@@ -192,6 +195,7 @@ def run_moorage(config: Mapping[str, Any], tmp_path: Path) -> Iterator[ServerHan
             HOST,
             "--port",
             str(port),
+            *args,
         ]
 
     with _serve("moorage", command, lambda _port: None, workdir, log_path, config_path, env) as h:

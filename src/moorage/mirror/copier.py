@@ -14,7 +14,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from moorage.errors import BlobUnknown, ManifestUnknown
+from moorage.db.queries.blobs import BlobQueries
+from moorage.errors import ManifestUnknown
 from moorage.mirror import errors as e
 from moorage.mirror.filters import available_architectures, select_platforms
 from moorage.mirror.upstream import FetchedManifest, UpstreamClient
@@ -170,16 +171,24 @@ class Copier:
 
     async def _fetch_blob(self, descriptor: Descriptor) -> None:
         blobs = self.registry.blobs
-        try:
-            await blobs.stat(self.repo, descriptor.digest)
+        linked, known = await self._blob_state(str(descriptor.digest))
+        if linked:
             return
-        except BlobUnknown:
-            pass  # not linked into this repository yet
-        if await blobs.link_existing(self.repo, descriptor.digest) is not None:
+        # Only a blob stored for another repository needs the (writing) link_existing: on
+        # SQLite every write transaction takes the database's one write lock.
+        if known and await blobs.link_existing(self.repo, descriptor.digest) is not None:
             self.stats.blobs_linked += 1
             return
         async with self.blob_slots:
             await self._download(descriptor)
+
+    async def _blob_state(self, digest: str) -> tuple[bool, bool]:
+        """(linked into this repository, stored at all), in one read-only transaction."""
+        async with self.registry.blobs.db.transaction(readonly=True) as session:
+            queries = BlobQueries(session)
+            if await queries.get_linked(self.repo.id, digest) is not None:
+                return True, True
+            return False, await queries.get(digest) is not None
 
     async def _download(self, descriptor: Descriptor) -> None:
         storage = self.registry.blobs.storage

@@ -3,6 +3,7 @@
     blobs/<algorithm>/<first two hex chars>/<hex>     blob content, content-addressed
     uploads/<upload id>/<index, 8 digits>-<nonce>     one object per received upload chunk
     _tmp/<random>                                     in-flight writes (filesystem driver)
+    _health/<random>                                  health-check probes (deleted at once)
 
 Keys never contain ``..``, empty segments or anything outside ``[A-Za-z0-9._-]`` per segment.
 """
@@ -19,6 +20,7 @@ _UPLOAD_ID = re.compile(r"^[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0
 
 BLOBS = "blobs"
 UPLOADS = "uploads"
+HEALTH = "_health"
 
 
 def validate_key(key: str) -> str:
@@ -51,3 +53,8 @@ def upload_chunk_key(upload_id: str, index: int, nonce: str) -> str:
 def staging_key(nonce: str) -> str:
     """Where the mirror engine streams a blob before its digest is verified."""
     return validate_key(f"{UPLOADS}/{nonce}/00000000-mirror")
+
+
+def health_key(nonce: str) -> str:
+    """A short-lived object written, read back and deleted by the health checks."""
+    return validate_key(f"{HEALTH}/{nonce}")

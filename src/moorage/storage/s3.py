@@ -11,7 +11,6 @@ is thread-safe, so one client is shared by every request.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
@@ -19,53 +18,34 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from moorage.errors import ConfigError, StorageError, StorageNotFound
 from moorage.storage.base import READ_PIECE, ChunkObserver
 from moorage.storage.paths import validate_key
 from moorage.storage.pipeline import pump
+from moorage.storage.s3_parts import (
+    DEFAULT_PART_SIZE,
+    DELETE_BATCH,
+    MAX_COPY,
+    MIN_PART,
+    NO_BUCKET_CODES,
+    NOT_FOUND_CODES,
+    Composer,
+    PartWriter,
+    error_code,
+    storage_errors,
+)
 
 if TYPE_CHECKING:
     from botocore.response import StreamingBody
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import (
-        CompletedPartTypeDef,
         ListObjectsV2OutputTypeDef,
         ObjectIdentifierTypeDef,
     )
 
 log = logging.getLogger(__name__)
-
-MiB = 1024 * 1024
-GiB = 1024 * MiB
-
-# S3 limits: every part but the last is at least 5 MiB; a single copy is at most 5 GiB.
-MIN_PART = 5 * MiB
-MAX_COPY = 5 * GiB
-MAX_PARTS = 10_000
-DEFAULT_PART_SIZE = 16 * MiB
-DELETE_BATCH = 1000
-
-_NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})
-_NO_BUCKET = frozenset({"404", "NoSuchBucket", "NotFound"})
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-@contextlib.contextmanager
-def _storage_errors(key: str) -> Iterator[None]:
-    """Translate boto errors into the Moorage storage hierarchy."""
-    try:
-        yield
-    except ClientError as exc:
-        if _code(exc) in _NOT_FOUND:
-            raise StorageNotFound(key) from exc
-        raise StorageError(f"S3 request for {key!r} failed: {exc}") from exc
-    except BotoCoreError as exc:
-        raise StorageError(f"S3 request for {key!r} failed: {exc}") from exc
 
 
 def _as_bool(value: Any, name: str, default: bool) -> bool:
@@ -101,186 +81,6 @@ def _port(value: Any) -> int | None:
     if not 0 < port < 65536:
         raise ConfigError(f"S3Storage: invalid port {value!r}")
     return port
-
-
-def _split(start: int, end: int, limit: int) -> list[tuple[int, int]]:
-    """Split ``[start, end)`` into near-equal ranges of at most ``limit`` bytes."""
-    total = end - start
-    count = max(1, -(-total // limit))
-    size = -(-total // count)
-    return [(pos, min(pos + size, end)) for pos in range(start, end, size)]
-
-
-class _PartWriter:
-    """Accumulates a streamed write into parts of ``part_size`` and uploads them.
-
-    Only called from worker threads. ``pump`` serialises the sink, but a cancelled write may
-    call ``abort`` while a ``feed`` is still running in its thread: the lock makes ``abort``
-    wait for it, and a later ``feed`` refuses to start a new upload.
-    """
-
-    def __init__(
-        self,
-        client: S3Client,
-        bucket: str,
-        key: str,
-        part_size: int,
-        observer: ChunkObserver | None,
-    ) -> None:
-        self.client = client
-        self.bucket = bucket
-        self.key = key
-        self.part_size = part_size
-        self.observer = observer
-        self.buffer = bytearray()
-        self.upload_id: str | None = None
-        self.parts: list[CompletedPartTypeDef] = []
-        self.lock = threading.Lock()
-        self.aborted = False
-
-    def feed(self, data: bytes) -> None:
-        with self.lock:
-            if self.aborted:
-                raise StorageError(f"S3 write of {self.key!r} was aborted")
-            if self.observer is not None:
-                self.observer(data)
-            self.buffer += data
-            # Strictly greater: the final part is never empty, and an object of exactly one
-            # part is a single put_object.
-            while len(self.buffer) > self.part_size:
-                with memoryview(self.buffer) as view, view[: self.part_size] as head:
-                    part = bytes(head)
-                del self.buffer[: self.part_size]
-                self._upload(part)
-
-    def _upload(self, body: bytes) -> None:
-        if self.upload_id is None:
-            created = self.client.create_multipart_upload(Bucket=self.bucket, Key=self.key)
-            self.upload_id = created["UploadId"]
-        number = len(self.parts) + 1
-        if number > MAX_PARTS:
-            raise StorageError(f"S3 write of {self.key!r} needs more than {MAX_PARTS} parts")
-        response = self.client.upload_part(
-            Bucket=self.bucket,
-            Key=self.key,
-            UploadId=self.upload_id,
-            PartNumber=number,
-            Body=body,
-        )
-        self.parts.append({"PartNumber": number, "ETag": response["ETag"]})
-
-    def finish(self) -> None:
-        with self.lock:
-            if self.aborted:
-                raise StorageError(f"S3 write of {self.key!r} was aborted")
-            self._finish()
-
-    def _finish(self) -> None:
-        if self.upload_id is None:
-            self.client.put_object(Bucket=self.bucket, Key=self.key, Body=bytes(self.buffer))
-        else:
-            if self.buffer:
-                self._upload(bytes(self.buffer))
-            self.client.complete_multipart_upload(
-                Bucket=self.bucket,
-                Key=self.key,
-                UploadId=self.upload_id,
-                MultipartUpload={"Parts": self.parts},
-            )
-            self.upload_id = None
-        self.buffer = bytearray()
-
-    def abort(self) -> None:
-        with self.lock:
-            self.aborted = True
-            self.buffer = bytearray()
-            if self.upload_id is None:
-                return
-            try:
-                self.client.abort_multipart_upload(
-                    Bucket=self.bucket, Key=self.key, UploadId=self.upload_id
-                )
-            except (ClientError, BotoCoreError):
-                log.warning("could not abort multipart upload of %s", self.key, exc_info=True)
-            self.upload_id = None
-
-
-class _Composer:
-    """Builds one multipart upload from server-side copies and small in-memory parts."""
-
-    def __init__(self, client: S3Client, bucket: str, key: str, copy_limit: int) -> None:
-        self.client = client
-        self.bucket = bucket
-        self.key = key
-        self.copy_limit = copy_limit
-        self.upload_id: str | None = None
-        self.parts: list[CompletedPartTypeDef] = []
-
-    def _start(self) -> str:
-        if self.upload_id is None:
-            created = self.client.create_multipart_upload(Bucket=self.bucket, Key=self.key)
-            self.upload_id = created["UploadId"]
-        if len(self.parts) >= MAX_PARTS:
-            raise StorageError(f"S3 compose of {self.key!r} needs more than {MAX_PARTS} parts")
-        return self.upload_id
-
-    def add_bytes(self, body: bytes) -> None:
-        upload_id = self._start()
-        number = len(self.parts) + 1
-        response = self.client.upload_part(
-            Bucket=self.bucket, Key=self.key, UploadId=upload_id, PartNumber=number, Body=body
-        )
-        self.parts.append({"PartNumber": number, "ETag": response["ETag"]})
-
-    def add_copy(self, source: str, start: int, end: int, size: int) -> None:
-        """Copy bytes ``[start, end)`` of ``source`` (``size`` bytes long) as one or more parts."""
-        for low, high in _split(start, end, self.copy_limit):
-            upload_id = self._start()
-            number = len(self.parts) + 1
-            if low == 0 and high == size:
-                response = self.client.upload_part_copy(
-                    Bucket=self.bucket,
-                    Key=self.key,
-                    UploadId=upload_id,
-                    PartNumber=number,
-                    CopySource={"Bucket": self.bucket, "Key": source},
-                )
-            else:
-                response = self.client.upload_part_copy(
-                    Bucket=self.bucket,
-                    Key=self.key,
-                    UploadId=upload_id,
-                    PartNumber=number,
-                    CopySource={"Bucket": self.bucket, "Key": source},
-                    CopySourceRange=f"bytes={low}-{high - 1}",
-                )
-            self.parts.append({"PartNumber": number, "ETag": response["CopyPartResult"]["ETag"]})
-
-    def finish(self, tail: bytes) -> None:
-        if self.upload_id is None:
-            self.client.put_object(Bucket=self.bucket, Key=self.key, Body=tail)
-            return
-        if tail:
-            self.add_bytes(tail)
-        assert self.upload_id is not None
-        self.client.complete_multipart_upload(
-            Bucket=self.bucket,
-            Key=self.key,
-            UploadId=self.upload_id,
-            MultipartUpload={"Parts": self.parts},
-        )
-        self.upload_id = None
-
-    def abort(self) -> None:
-        if self.upload_id is None:
-            return
-        try:
-            self.client.abort_multipart_upload(
-                Bucket=self.bucket, Key=self.key, UploadId=self.upload_id
-            )
-        except (ClientError, BotoCoreError):
-            log.warning("could not abort multipart compose of %s", self.key, exc_info=True)
-        self.upload_id = None
 
 
 class S3Driver:
@@ -393,13 +193,13 @@ class S3Driver:
             await asyncio.to_thread(self._ensure_bucket)
 
     def _ensure_bucket(self) -> None:
-        with self._bucket_lock, _storage_errors(self.bucket):
+        with self._bucket_lock, storage_errors(self.bucket):
             if self._bucket_ready:
                 return
             try:
                 self.client.head_bucket(Bucket=self.bucket)
             except ClientError as exc:
-                if _code(exc) not in _NO_BUCKET:
+                if error_code(exc) not in NO_BUCKET_CODES:
                     raise
                 try:
                     if self.region and self.region != "us-east-1":
@@ -412,7 +212,7 @@ class S3Driver:
                     else:
                         self.client.create_bucket(Bucket=self.bucket)
                 except ClientError as create_exc:
-                    if _code(create_exc) != "BucketAlreadyOwnedByYou":
+                    if error_code(create_exc) != "BucketAlreadyOwnedByYou":
                         raise
             self._bucket_ready = True
 
@@ -420,7 +220,7 @@ class S3Driver:
         try:
             response = self.client.head_object(Bucket=self.bucket, Key=bucket_key)
         except ClientError as exc:
-            if _code(exc) in _NOT_FOUND:
+            if error_code(exc) in NOT_FOUND_CODES:
                 return None
             raise
         return response["ContentLength"]
@@ -464,7 +264,7 @@ class S3Driver:
     def _next_page(
         pages: Iterator[ListObjectsV2OutputTypeDef], prefix: str
     ) -> ListObjectsV2OutputTypeDef | None:
-        with _storage_errors(prefix):
+        with storage_errors(prefix):
             return next(pages, None)
 
     # --- the StorageDriver protocol --------------------------------------------------------
@@ -474,7 +274,7 @@ class S3Driver:
         await self._ready()
 
         def head() -> int | None:
-            with _storage_errors(key):
+            with storage_errors(key):
                 return self._head(bucket_key)
 
         return await asyncio.to_thread(head)
@@ -492,7 +292,7 @@ class S3Driver:
             return
 
         def open_body() -> StreamingBody | None:
-            with _storage_errors(key):
+            with storage_errors(key):
                 if offset == 0 and length is None:
                     return self.client.get_object(Bucket=self.bucket, Key=bucket_key)["Body"]
                 end = "" if length is None else str(offset + length - 1)
@@ -502,13 +302,13 @@ class S3Driver:
                     )
                 except ClientError as exc:
                     # The object exists but starts before ``offset``: nothing to read.
-                    if _code(exc) == "InvalidRange":
+                    if error_code(exc) == "InvalidRange":
                         return None
                     raise
                 return response["Body"]
 
         def read_piece(body: StreamingBody) -> bytes:
-            with _storage_errors(key):
+            with storage_errors(key):
                 return body.read(READ_PIECE)
 
         body = await asyncio.to_thread(open_body)
@@ -528,9 +328,9 @@ class S3Driver:
     ) -> int:
         bucket_key = self._key(key)
         await self._ready()
-        writer = _PartWriter(self.client, self.bucket, bucket_key, self.part_size, observer)
+        writer = PartWriter(self.client, self.bucket, bucket_key, self.part_size, observer)
         try:
-            with _storage_errors(key):
+            with storage_errors(key):
                 size = await pump(chunks, writer.feed)
                 await asyncio.to_thread(writer.finish)
         except BaseException:
@@ -550,7 +350,7 @@ class S3Driver:
     def _compose_sync(self, sources: list[str], bucket_sources: list[str], dest: str) -> None:
         sizes: list[int] = []
         for name, bucket_key in zip(sources, bucket_sources, strict=True):
-            with _storage_errors(name):
+            with storage_errors(name):
                 size = self._head(bucket_key)
             if size is None:
                 raise StorageNotFound(name)
@@ -558,7 +358,7 @@ class S3Driver:
 
         if len(bucket_sources) == 1 and sizes[0] <= self.copy_part_limit:
             if bucket_sources[0] != dest:
-                with _storage_errors(sources[0]):
+                with storage_errors(sources[0]):
                     self.client.copy_object(
                         Bucket=self.bucket,
                         Key=dest,
@@ -569,7 +369,7 @@ class S3Driver:
 
         leftovers = sorted({k for k in bucket_sources if k != dest})
         try:
-            with _storage_errors(dest):
+            with storage_errors(dest):
                 self._delete_keys(leftovers)
         except StorageError:
             # ``dest`` is complete; stale sources are garbage, not a failed compose.
@@ -578,11 +378,11 @@ class S3Driver:
     def _compose_multipart(self, bucket_sources: list[str], sizes: list[int], dest: str) -> None:
         """Every part but the last is ≥ MIN_PART: sources that big are copied server-side;
         smaller pieces are merged in a buffer that never holds more than MIN_PART bytes."""
-        composer = _Composer(self.client, self.bucket, dest, self.copy_part_limit)
+        composer = Composer(self.client, self.bucket, dest, self.copy_part_limit)
         buffer = bytearray()
         last_index = len(bucket_sources) - 1
         try:
-            with _storage_errors(dest):
+            with storage_errors(dest):
                 for index, (source, size) in enumerate(zip(bucket_sources, sizes, strict=True)):
                     position = 0
                     if buffer and size:
@@ -611,7 +411,7 @@ class S3Driver:
         await self._ready()
 
         def delete() -> None:
-            with _storage_errors(key):
+            with storage_errors(key):
                 self.client.delete_object(Bucket=self.bucket, Key=bucket_key)
 
         await asyncio.to_thread(delete)
@@ -621,7 +421,7 @@ class S3Driver:
         await self._ready()
 
         def delete_all() -> None:
-            with _storage_errors(prefix):
+            with storage_errors(prefix):
                 for page in self._pages(bucket_prefix):
                     self._delete_keys([obj["Key"] for obj in page.get("Contents", [])])
 
@@ -644,7 +444,7 @@ class S3Driver:
         bucket_key = self._key(key)
 
         def presign() -> str:
-            with _storage_errors(key):
+            with storage_errors(key):
                 return self.client.generate_presigned_url(
                     "get_object",
                     Params={"Bucket": self.bucket, "Key": bucket_key},

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from moorage.api.deps import services
+from moorage.api.deps import services, settings
 from moorage.api.registry.auth import require
 from moorage.api.registry.common import API_VERSION, RangeUnsatisfiable, parse_range, prime
 from moorage.api.registry.errors import range_not_satisfiable_response
 from moorage.auth.permissions import DELETE, PULL
-from moorage.errors import BlobUnknown, StorageNotFound
+from moorage.errors import BlobUnknown, StorageError, StorageNotFound
 from moorage.oci.digest import Digest
+
+log = logging.getLogger(__name__)
+# How long a presigned blob URL stays valid (a download must start within it).
+REDIRECT_EXPIRES_SECONDS = 600
 
 
 async def get_blob(request: Request) -> Response:
@@ -31,6 +37,10 @@ async def get_blob(request: Request) -> Response:
     }
     if request.method == "HEAD":
         return Response(headers={**headers, "Content-Length": str(info.size)})
+    if settings(request).BLOB_REDIRECTS:
+        redirect = await _redirect(request, digest)
+        if redirect is not None:
+            return redirect
     try:
         byte_range = parse_range(request.headers.get("range"), info.size)
     except RangeUnsatisfiable:
@@ -56,3 +66,24 @@ async def delete_blob(request: Request) -> Response:
     repo = await svc.repositories.get(name)
     await svc.blobs.delete(repo, digest)
     return Response(status_code=202, headers={**API_VERSION, "Content-Length": "0"})
+
+
+async def _redirect(request: Request, digest: Digest) -> Response | None:
+    """307 to a presigned storage URL, or None when the driver offers none (or fails to)."""
+    try:
+        url = await services(request).blobs.redirect_url(digest, REDIRECT_EXPIRES_SECONDS)
+    except StorageError:
+        log.warning("could not presign blob %s; serving it directly", digest, exc_info=True)
+        return None
+    if url is None:
+        return None
+    return Response(
+        status_code=307,
+        headers={
+            **API_VERSION,
+            "Location": url,
+            "Docker-Content-Digest": str(digest),
+            "Cache-Control": "no-store",
+            "Content-Length": "0",
+        },
+    )

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from moorage.auth import scopes as sc
+from moorage.auth import sessions
 from moorage.auth.permissions import Principal
 from moorage.config import Settings
-from moorage.errors import AuthenticationRequired, PermissionDenied, ServiceReadOnly, Unauthorized
+from moorage.db.models import AccountKind
+from moorage.errors import (
+    AuthenticationRequired,
+    NotFound,
+    PermissionDenied,
+    ServiceReadOnly,
+    Unauthorized,
+)
 from moorage.services.access import AccessService
 from moorage.services.accounts import AccountService
 from moorage.services.audit import Actor
@@ -42,9 +51,44 @@ def get_registry(request: Request) -> RegistryServices:
     return value
 
 
+async def session_principal(request: Request, cookie: str) -> Principal | None:
+    """The account of a valid session cookie (moorage.auth.sessions), else None."""
+    now = int(time.time())
+    claims = sessions.peek(cookie, now)
+    if claims is None:
+        return None
+    accounts = get_accounts(request)
+    try:
+        account = await accounts.get(claims.username)
+    except NotFound:
+        return None
+    if account.id != claims.account_id or account.kind != AccountKind.USER or not account.enabled:
+        return None
+    secret = get_settings(request).secret("SECRET_KEY")
+    if sessions.verify(secret, cookie, sessions.fingerprint(account.secret_hash), now) is None:
+        return None
+    return accounts.principal_for(account)
+
+
 async def get_principal(request: Request) -> Principal:
-    """Bearer access token, or Basic credentials; anonymous when none are given."""
+    """Bearer access token, Basic credentials, or a session cookie; else anonymous.
+
+    A request authenticated by its session cookie must carry the session's CSRF token in
+    ``X-CSRF-Token`` unless its method is safe (GET, HEAD, OPTIONS); otherwise 403. An invalid
+    or expired cookie counts as no credentials (the UI then asks the user to sign in again).
+    """
     access = get_access(request)
+    cookie = request.cookies.get(sessions.COOKIE_NAME)
+    if cookie and "authorization" not in request.headers:
+        principal = await session_principal(request, cookie)
+        if principal is not None:
+            if sessions.needs_csrf(request.method):
+                secret = get_settings(request).secret("SECRET_KEY")
+                if not sessions.csrf_valid(
+                    secret, cookie, request.headers.get(sessions.CSRF_HEADER)
+                ):
+                    raise PermissionDenied("Invalid or missing CSRF token")
+            return principal
     try:
         return await access.principal_from_headers(request.headers, audience=None)
     except Unauthorized as exc:

@@ -12,6 +12,7 @@ from moorage.api.v1 import (
     permissions,
     repositories,
     robots,
+    session,
     tags,
     user,
 )
@@ -20,6 +21,7 @@ from moorage.config import Settings
 
 def router(settings: Settings) -> APIRouter:
     root = APIRouter(prefix="/api/v1")
+    root.include_router(session.router)
     root.include_router(user.router)
     root.include_router(robots.router)
     root.include_router(organizations.router)

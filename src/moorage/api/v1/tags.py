@@ -2,22 +2,64 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query, Response
+import logging
 
-from moorage.api.v1.deps import AccessDep, ActorDep, ManagementDep, PrincipalDep, writable
+from fastapi import APIRouter, Depends, Query, Response
+from pydantic import BaseModel, Field
+
+from moorage.api.v1.deps import (
+    AccessDep,
+    ActorDep,
+    ManagementDep,
+    PrincipalDep,
+    RegistryDep,
+    writable,
+)
 from moorage.api.v1.guards import check_repo, require_normal
-from moorage.api.v1.management_schemas import TagChange, TagList, TagRead, format_date
+from moorage.api.v1.management_schemas import TagChange, TagRead, format_date
 from moorage.auth.permissions import API_WRITE, PULL
 from moorage.errors import InvalidRequest
-from moorage.services.tags import DEFAULT_PAGE_SIZE, TagEntry
+from moorage.oci.digest import Digest
+from moorage.services.registry import RegistryServices
+from moorage.services.tags import DEFAULT_PAGE_SIZE, MAX_CONFIG_BYTES, ConfigReader, TagEntry
 
 router = APIRouter(tags=["tag"], dependencies=[Depends(writable)])
+log = logging.getLogger(__name__)
 
 
-def tag_read(tag: TagEntry) -> TagRead:
+class TagReadWithPlatforms(TagRead):
+    architectures: list[str] = Field(
+        default_factory=list,
+        description="Moorage extension: platforms of an index, or the image's architecture",
+    )
+
+
+class TagListWithPlatforms(BaseModel):
+    tags: list[TagReadWithPlatforms]
+    page: int
+    has_additional: bool
+
+
+def config_reader(registry: RegistryServices) -> ConfigReader:
+    """Reads image configs from storage for the tag list's ``architectures``."""
+
+    async def read(digest: str) -> bytes | None:
+        data = bytearray()
+        try:
+            async for chunk in registry.blobs.read(Digest.parse(digest), 0, MAX_CONFIG_BYTES + 1):
+                data += chunk
+        except Exception:  # best effort: a tag list never fails over its architectures
+            log.warning("cannot read image config %s for the tag list", digest, exc_info=True)
+            return None
+        return bytes(data) if len(data) <= MAX_CONFIG_BYTES else None
+
+    return read
+
+
+def tag_read(tag: TagEntry) -> TagReadWithPlatforms:
     start = tag.start_ms // 1000
     end = tag.end_ms // 1000 if tag.end_ms is not None else None
-    return TagRead(
+    return TagReadWithPlatforms(
         name=tag.name,
         start_ts=start if start > 0 else None,
         end_ts=end if end else None,
@@ -26,21 +68,23 @@ def tag_read(tag: TagEntry) -> TagRead:
         size=tag.size,
         last_modified=format_date(start) if start > 0 else None,
         expiration=format_date(end) if end is not None else None,
+        architectures=list(tag.architectures),
     )
 
 
-@router.get("/repository/{namespace}/{repository}/tag/", response_model=TagList)
+@router.get("/repository/{namespace}/{repository}/tag/", response_model=TagListWithPlatforms)
 async def list_repository_tags(
     namespace: str,
     repository: str,
     principal: PrincipalDep,
     access: AccessDep,
     management: ManagementDep,
+    registry: RegistryDep,
     page: int = Query(1, description="1-based page index"),
     limit: int = Query(DEFAULT_PAGE_SIZE, description="page size, at most 100"),
     specific_tag: str = Query("", alias="specificTag", description="only this tag's history"),
     only_active: bool = Query(False, alias="onlyActiveTags", description="only alive tags"),
-) -> TagList:
+) -> TagListWithPlatforms:
     await check_repo(access, principal, namespace, repository, PULL)
     history = await management.tags.history(
         namespace,
@@ -49,8 +93,9 @@ async def list_repository_tags(
         limit=limit,
         specific_tag=specific_tag or None,
         active_only=only_active,
+        read_config=config_reader(registry),
     )
-    return TagList(
+    return TagListWithPlatforms(
         tags=[tag_read(t) for t in history.tags],
         page=history.page,
         has_additional=history.has_additional,
