@@ -35,6 +35,7 @@ from moorage.services.management import ManagementServices
 from moorage.services.mirror_health import MirrorHealthService
 from moorage.services.mirrors import MirrorService, mirror_robot_lookup
 from moorage.services.registry import RegistryServices
+from moorage.services.repo_cache import RepoCache
 from moorage.storage.base import StorageDriver
 from moorage.storage.factory import build_driver
 from moorage.web import install_web_ui
@@ -61,6 +62,7 @@ def build(
     settings: Settings, db: Database, storage: StorageDriver, resolver: Resolver | None = None
 ) -> Wiring:
     accounts = AccountService(db, settings.SUPER_USERS)
+    repo_cache = RepoCache()
     policy = Policy(
         anonymous_access=settings.FEATURE_ANONYMOUS_ACCESS,
         registry_readonly=settings.REGISTRY_STATE == "readonly",
@@ -81,8 +83,8 @@ def build(
     return Wiring(
         db=db,
         storage=storage,
-        services=RegistryServices.build(settings, db, storage),
-        management=ManagementServices.build(db, accounts),
+        services=RegistryServices.build(settings, db, storage, repo_cache),
+        management=ManagementServices.build(db, accounts, repo_cache),
         accounts=accounts,
         access_service=access_service,
         access=access,

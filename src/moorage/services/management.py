@@ -9,6 +9,7 @@ from moorage.services.accounts import AccountService
 from moorage.services.logs import LogService
 from moorage.services.organizations import OrganizationService
 from moorage.services.permissions import PermissionService
+from moorage.services.repo_cache import RepoCache
 from moorage.services.repository_admin import RepositoryAdminService
 from moorage.services.robots import RobotService
 from moorage.services.tags import TagService
@@ -24,9 +25,11 @@ class ManagementServices:
     logs: LogService
 
     @classmethod
-    def build(cls, db: Database, accounts: AccountService) -> ManagementServices:
+    def build(
+        cls, db: Database, accounts: AccountService, repo_cache: RepoCache | None = None
+    ) -> ManagementServices:
         return cls(
-            repositories=RepositoryAdminService(db),
+            repositories=RepositoryAdminService(db, repo_cache),
             organizations=OrganizationService(db, accounts),
             robots=RobotService(db, accounts),
             tags=TagService(db),

@@ -9,6 +9,7 @@ from moorage.db.engine import Database
 from moorage.services.blobs import BlobService
 from moorage.services.hashcache import UploadHashCache
 from moorage.services.manifests import ManifestService
+from moorage.services.repo_cache import RepoCache
 from moorage.services.repositories import RepositoryService
 from moorage.services.uploads import UploadService
 from moorage.storage.base import StorageDriver
@@ -22,10 +23,16 @@ class RegistryServices:
     manifests: ManifestService
 
     @classmethod
-    def build(cls, settings: Settings, db: Database, storage: StorageDriver) -> RegistryServices:
+    def build(
+        cls,
+        settings: Settings,
+        db: Database,
+        storage: StorageDriver,
+        repo_cache: RepoCache | None = None,
+    ) -> RegistryServices:
         blobs = BlobService(db, storage)
         return cls(
-            repositories=RepositoryService(db),
+            repositories=RepositoryService(db, repo_cache),
             blobs=blobs,
             uploads=UploadService(
                 db, storage, blobs, UploadHashCache(), settings.MAXIMUM_LAYER_SIZE

@@ -9,6 +9,7 @@ from moorage.db.models import Repository, RepositoryState, Visibility
 from moorage.db.queries.repositories import RepositoryQueries
 from moorage.errors import NameUnknown
 from moorage.oci.reference import split_repository
+from moorage.services.repo_cache import RepoCache
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,14 +38,22 @@ class RepoRef:
 
 
 class RepositoryService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, cache: RepoCache | None = None) -> None:
         self.db = db
+        self.cache = cache or RepoCache()
 
     async def find(self, full_name: str) -> RepoRef | None:
+        cached = self.cache.get(full_name)
+        if cached is not None:
+            return cached
         namespace, name = split_repository(full_name)
         async with self.db.transaction(readonly=True) as session:
             repo = await RepositoryQueries(session).get(namespace, name)
-            return RepoRef.of(repo) if repo else None
+        if repo is None:
+            return None
+        ref = RepoRef.of(repo)
+        self.cache.put(ref)
+        return ref
 
     async def get(self, full_name: str) -> RepoRef:
         repo = await self.find(full_name)

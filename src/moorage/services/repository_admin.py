@@ -16,6 +16,7 @@ from moorage.db.queries.repository_admin import RepositoryAdminQueries
 from moorage.errors import InvalidRequest, NotFound
 from moorage.oci.reference import split_repository
 from moorage.services.audit import Actor, record
+from moorage.services.repo_cache import RepoCache
 
 PAGE_SIZE = 100
 
@@ -40,8 +41,9 @@ def decode_page(token: str | None) -> int:
 
 
 class RepositoryAdminService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, repo_cache: RepoCache | None = None) -> None:
         self.db = db
+        self.repo_cache = repo_cache
 
     async def create(
         self,
@@ -106,6 +108,8 @@ class RepositoryAdminService:
                 raise NotFound("Not Found")
             await queries.delete(repo.id)
             record(session, "delete_repo", actor, namespace=namespace, repository=name)
+        if self.repo_cache is not None:
+            self.repo_cache.forget(f"{namespace}/{name}")
 
     async def set_visibility(
         self, namespace: str, name: str, visibility: Visibility, actor: Actor

@@ -8,6 +8,8 @@ import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 
+from sqlalchemy.exc import IntegrityError
+
 from moorage.db.base import utcnow
 from moorage.db.engine import Database
 from moorage.db.models import Upload
@@ -15,6 +17,7 @@ from moorage.db.queries.uploads import UploadQueries
 from moorage.errors import (
     BlobUploadUnknown,
     DigestInvalid,
+    NameUnknown,
     PayloadTooLarge,
     RangeNotSatisfiable,
 )
@@ -59,8 +62,11 @@ class UploadService:
 
     async def start(self, repo: RepoRef) -> UploadStatus:
         upload_id = str(uuid.uuid4())
-        async with self.db.transaction() as session:
-            await UploadQueries(session).create(upload_id, repo.id)
+        try:
+            async with self.db.transaction() as session:
+                await UploadQueries(session).create(upload_id, repo.id)
+        except IntegrityError as exc:  # the repository was deleted a moment ago (cached id)
+            raise NameUnknown(f"repository {repo.full_name} not found") from exc
         return UploadStatus(upload_id, 0)
 
     async def _get(self, repo: RepoRef, upload_id: str) -> Upload:
