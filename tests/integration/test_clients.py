@@ -20,6 +20,7 @@ from tests.integration.conftest import Clients, require_binary
 from tests.support import ocilayout
 from tests.support.ocilayout import blob_path, read_blob, referenced_blobs, resolve_ref
 from tests.support.server import ServerHandle, run_docker_registry
+from tests.support.tlscerts import make_self_signed
 
 pytestmark = pytest.mark.integration
 
@@ -280,7 +281,8 @@ def test_docker_registry_serves_skopeo(
 ) -> None:
     """The external-upstream helper for mirroring tests serves real pushes and pulls."""
     credentials = ("mirror-user", "s3cret-pass") if "htpasswd" in mode else None
-    tls = _self_signed(tmp_path / "tls") if mode.startswith("tls") else None
+    pki = make_self_signed(tmp_path / "tls") if mode.startswith("tls") else None
+    tls = (pki.server_cert, pki.server_key) if pki else None
     source = tmp_path / "source"
     digest = ocilayout.write_image(source, "v1", layer_sizes=(2048, 1024), rng=rng)
     with run_docker_registry(tmp_path / "upstream", htpasswd=credentials, tls=tls) as upstream:
@@ -306,44 +308,3 @@ def test_docker_registry_serves_skopeo(
         clients.skopeo("delete", *creds, NO_TLS, f"docker://{upstream.host}/library/app@{digest}")
         gone = clients.skopeo("inspect", *creds, NO_TLS, "--raw", target, check=False)
         assert gone.returncode != 0
-
-
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    """A throwaway self-signed certificate for 127.0.0.1 (cert path, key path)."""
-    import datetime as dt
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    directory.mkdir(parents=True)
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path = directory / "cert.pem"
-    key_path = directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
