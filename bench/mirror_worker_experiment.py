@@ -9,6 +9,10 @@ mirror engine before anyone edits Moorage itself (``mirror_bench --worker-experi
 * ``switch-1ms``: ``sys.setswitchinterval(0.001)`` (default 5 ms): a thread that finished a
   database call or a write hands its result to the event loop sooner (GIL hand-over).
 * ``lock+switch``: both of the above.
+* ``commit-in-slot``: the copier as before the change measured in docs/performance-mirror.md:
+  a blob's database commit runs while it still holds its download slot (connection), so
+  downloads wait for SQLite's write lock too. Run it against plain ``moorage-worker`` for an
+  interleaved before/after comparison.
 * ``txn-stats``: no change, but every transaction is timed; after each sync the worker logs
   how many read and write transactions it ran and how long they were open in all (a write
   transaction on SQLite holds the database's write lock from BEGIN IMMEDIATE to COMMIT).
@@ -65,6 +69,36 @@ def _patch_txn_stats() -> None:
     MirrorWorker._record = logged  # type: ignore[method-assign,assignment]
 
 
+def _patch_commit_in_slot() -> None:
+    import asyncio
+    import uuid
+
+    from moorage.mirror.copier import Copier
+    from moorage.oci.manifest import Descriptor
+    from moorage.storage import paths
+
+    async def fetch(self: Copier, descriptor: Descriptor) -> None:
+        linked, known = await self._blob_state(str(descriptor.digest))
+        if linked:
+            return
+        blobs = self.registry.blobs
+        if known and await blobs.link_existing(self.repo, descriptor.digest) is not None:
+            self.stats.blobs_linked += 1
+            return
+        staging = paths.staging_key(str(uuid.uuid4()))
+        try:
+            async with self.blob_slots:
+                size = await self._download(descriptor, staging)
+                await blobs.commit(self.repo, descriptor.digest, size, [staging])
+        except BaseException:
+            await asyncio.shield(blobs.storage.delete_prefix(staging.rsplit("/", 1)[0]))
+            raise
+        self.stats.bytes_copied += size
+        self.stats.blobs_fetched += 1
+
+    Copier._fetch_blob = fetch  # type: ignore[method-assign]
+
+
 def _patch_switch_interval() -> None:
     sys.setswitchinterval(0.001)
 
@@ -79,6 +113,7 @@ PATCHES: dict[str, Callable[[], None]] = {
     "switch-1ms": _patch_switch_interval,
     "lock+switch": _patch_lock_and_switch,
     "txn-stats": _patch_txn_stats,
+    "commit-in-slot": _patch_commit_in_slot,
 }
 
 

@@ -179,8 +179,19 @@ class Copier:
         if known and await blobs.link_existing(self.repo, descriptor.digest) is not None:
             self.stats.blobs_linked += 1
             return
-        async with self.blob_slots:
-            await self._download(descriptor)
+        storage = self.registry.blobs.storage
+        staging = paths.staging_key(str(uuid.uuid4()))
+        try:
+            # The slot bounds connections and downloads only: a verified blob waits for the
+            # database (SQLite: its one write lock) without keeping a download from starting.
+            async with self.blob_slots:
+                size = await self._download(descriptor, staging)
+            await self.registry.blobs.commit(self.repo, descriptor.digest, size, [staging])
+        except BaseException:
+            await asyncio.shield(storage.delete_prefix(staging.rsplit("/", 1)[0]))
+            raise
+        self.stats.bytes_copied += size
+        self.stats.blobs_fetched += 1
 
     async def _blob_state(self, digest: str) -> tuple[bool, bool]:
         """(linked into this repository, stored at all), in one read-only transaction."""
@@ -190,24 +201,17 @@ class Copier:
                 return True, True
             return False, await queries.get(digest) is not None
 
-    async def _download(self, descriptor: Descriptor) -> None:
-        storage = self.registry.blobs.storage
-        staging = paths.staging_key(str(uuid.uuid4()))
+    async def _download(self, descriptor: Descriptor, staging: str) -> int:
+        """Stream the blob into ``staging``, verified; the caller deletes it on failure."""
         hasher = hashlib.new(descriptor.digest.algorithm)
-        try:
-            size = await storage.write(
-                staging, self.upstream.stream_blob(str(descriptor.digest)), hasher.update
+        size = await self.registry.blobs.storage.write(
+            staging, self.upstream.stream_blob(str(descriptor.digest)), hasher.update
+        )
+        if hasher.hexdigest() != descriptor.digest.hex or size != descriptor.size:
+            raise e.DigestMismatch(
+                f"blob {descriptor.digest} from upstream does not match its digest or size"
             )
-            if hasher.hexdigest() != descriptor.digest.hex or size != descriptor.size:
-                raise e.DigestMismatch(
-                    f"blob {descriptor.digest} from upstream does not match its digest or size"
-                )
-            await self.registry.blobs.commit(self.repo, descriptor.digest, size, [staging])
-        except BaseException:
-            await asyncio.shield(storage.delete_prefix(staging.rsplit("/", 1)[0]))
-            raise
-        self.stats.bytes_copied += size
-        self.stats.blobs_fetched += 1
+        return size
 
 
 async def _gather(coros: list[Any]) -> None:
