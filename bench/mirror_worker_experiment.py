@@ -9,6 +9,12 @@ mirror engine before anyone edits Moorage itself (``mirror_bench --worker-experi
 * ``switch-1ms``: ``sys.setswitchinterval(0.001)`` (default 5 ms): a thread that finished a
   database call or a write hands its result to the event loop sooner (GIL hand-over).
 * ``lock+switch``: both of the above.
+* ``lock+txn-stats``: both; the write transactions are timed inside the lock, so their total
+  is the time the database's write lock was held.
+* ``group-commit``: the copier commits downloaded blobs in groups: one write transaction
+  for all the blobs that finished while the previous group was being committed (the same
+  statements as BlobService.commit, per blob). A prototype of the recommended change.
+* ``group-commit+lock``: both ``group-commit`` and ``sqlite-lock``.
 * ``commit-in-slot``: the copier as before the change measured in docs/performance-mirror.md:
   a blob's database commit runs while it still holds its download slot (connection), so
   downloads wait for SQLite's write lock too. Run it against plain ``moorage-worker`` for an
@@ -99,6 +105,88 @@ def _patch_commit_in_slot() -> None:
     Copier._fetch_blob = fetch  # type: ignore[method-assign]
 
 
+def _patch_lock_and_txn_stats() -> None:
+    _patch_txn_stats()  # inner: timed inside the lock
+    _patch_sqlite_write_lock()
+
+
+def _patch_group_commit() -> None:
+    import asyncio
+    import uuid
+    from typing import Any
+
+    from moorage.db.queries.blobs import BlobQueries  # noqa: TID251 - prototype of mirror code
+    from moorage.mirror.copier import Copier
+    from moorage.oci.manifest import Descriptor
+    from moorage.storage import paths
+
+    pending: dict[int, list[tuple[Descriptor, str, int, asyncio.Future[None]]]] = {}
+    running: dict[int, asyncio.Task[None]] = {}
+
+    async def commit_group(copier: Copier, group: list[Any]) -> None:
+        blobs = copier.registry.blobs
+        async with blobs.db.transaction() as session:
+            queries = BlobQueries(session)
+            for descriptor, staging, size, _ in group:
+                blob = await queries.lock_or_create(str(descriptor.digest), size)
+                key = paths.blob_key(descriptor.digest)
+                if await blobs.storage.stat(key) == size:
+                    await blobs.storage.delete(staging)
+                else:
+                    await blobs.storage.compose([staging], key)
+                await queries.link(copier.repo.id, blob.id)
+
+    async def committer(copier: Copier) -> None:
+        queue = pending[id(copier)]
+        while queue:
+            group = list(queue)
+            queue.clear()
+            try:
+                await commit_group(copier, group)
+            except BaseException as exc:
+                for *_, future in group:
+                    if not future.done():
+                        future.set_exception(exc)
+                raise
+            for *_, future in group:
+                if not future.done():
+                    future.set_result(None)
+
+    async def commit(copier: Copier, descriptor: Descriptor, staging: str, size: int) -> None:
+        future = asyncio.get_running_loop().create_future()
+        pending.setdefault(id(copier), []).append((descriptor, staging, size, future))
+        task = running.get(id(copier))
+        if task is None or task.done():
+            running[id(copier)] = asyncio.create_task(committer(copier))
+        await future
+
+    async def fetch(self: Copier, descriptor: Descriptor) -> None:
+        linked, known = await self._blob_state(str(descriptor.digest))
+        if linked:
+            return
+        blobs = self.registry.blobs
+        if known and await blobs.link_existing(self.repo, descriptor.digest) is not None:
+            self.stats.blobs_linked += 1
+            return
+        staging = paths.staging_key(str(uuid.uuid4()))
+        try:
+            async with self.blob_slots:
+                size = await self._download(descriptor, staging)
+            await commit(self, descriptor, staging, size)
+        except BaseException:
+            await asyncio.shield(blobs.storage.delete_prefix(staging.rsplit("/", 1)[0]))
+            raise
+        self.stats.bytes_copied += size
+        self.stats.blobs_fetched += 1
+
+    Copier._fetch_blob = fetch  # type: ignore[method-assign]
+
+
+def _patch_group_commit_and_lock() -> None:
+    _patch_group_commit()
+    _patch_sqlite_write_lock()
+
+
 def _patch_switch_interval() -> None:
     sys.setswitchinterval(0.001)
 
@@ -114,6 +202,9 @@ PATCHES: dict[str, Callable[[], None]] = {
     "lock+switch": _patch_lock_and_switch,
     "txn-stats": _patch_txn_stats,
     "commit-in-slot": _patch_commit_in_slot,
+    "lock+txn-stats": _patch_lock_and_txn_stats,
+    "group-commit": _patch_group_commit,
+    "group-commit+lock": _patch_group_commit_and_lock,
 }
 
 
