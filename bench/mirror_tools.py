@@ -322,7 +322,11 @@ def moorage_destination(
     with contextlib.ExitStack() as stack:
         if postgres:
             base["DB_URI"] = stack.enter_context(_postgres_database())
-        config = mirror_config(base, REPO_MIRROR_WORKER=not separate_worker, REPO_MIRROR_INTERVAL=1)
+        # $MIRROR_BENCH_CONFIG: extra config keys as JSON, for tuning runs.
+        extra = json.loads(os.environ.get("MIRROR_BENCH_CONFIG") or "{}")
+        config = mirror_config(
+            base, REPO_MIRROR_WORKER=not separate_worker, REPO_MIRROR_INTERVAL=1, **extra
+        )
         headers = asyncio.run(_bootstrap(config))
         server = stack.enter_context(run_moorage(config, workdir))
         if separate_worker:

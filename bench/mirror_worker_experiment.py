@@ -3,33 +3,27 @@ mirror engine before anyone edits Moorage itself (``mirror_bench --worker-experi
 
     python -m bench.mirror_worker_experiment NAME --config FILE
 
-* ``sqlite-lock``: SQLite write transactions serialised by an asyncio.Lock in the worker
-  (bench/experiment_apps.py): concurrent writers no longer meet in SQLite's busy handler,
-  which polls with sleeps of 1..100 ms.
-* ``switch-1ms``: ``sys.setswitchinterval(0.001)`` (default 5 ms): a thread that finished a
-  database call or a write hands its result to the event loop sooner (GIL hand-over).
-* ``lock+switch``: both of the above.
-* ``lock+txn-stats``: both; the write transactions are timed inside the lock, so their total
-  is the time the database's write lock was held.
-* ``group-commit``: the copier commits downloaded blobs in groups: one write transaction
-  for all the blobs that finished while the previous group was being committed (the same
-  statements as BlobService.commit, per blob). A prototype of the recommended change.
-* ``group-commit+lock``: both ``group-commit`` and ``sqlite-lock``.
-* ``commit-in-slot``: the copier as before the change measured in docs/performance-mirror.md:
-  a blob's database commit runs while it still holds its download slot (connection), so
-  downloads wait for SQLite's write lock too. Run it against plain ``moorage-worker`` for an
-  interleaved before/after comparison.
 * ``txn-stats``: no change, but every transaction is timed; after each sync the worker logs
   how many read and write transactions it ran and how long they were open in all (a write
   transaction on SQLite holds the database's write lock from BEGIN IMMEDIATE to COMMIT).
+* ``trace``: no change, but every copy step (tag, manifest, blob state, download, commit,
+  transaction wait and body) appends ``[name, start, end]`` to $MIRROR_TRACE (JSON lines),
+  to see where a sync's time goes and how many downloads are in flight.
+* ``switch-1ms``: ``sys.setswitchinterval(0.001)`` (default 5 ms): a thread that finished a
+  database call or a write hands its result to the event loop sooner (GIL hand-over).
+* ``bytes-only``: NOT a valid sync, a lower bound: blobs are downloaded, verified and written
+  to staging, then deleted; nothing is committed (no blob, manifest or audit writes). What
+  the cold sync would cost if the database took no time.
+
+Earlier experiments that became Moorage changes (SQLite writers queued on an asyncio lock,
+group commit of blobs, 1 MiB body reads) were removed with the change; docs/performance.md
+has their numbers.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-
-from bench.experiment_apps import _patch_sqlite_write_lock
 
 
 def _patch_txn_stats() -> None:
@@ -75,136 +69,121 @@ def _patch_txn_stats() -> None:
     MirrorWorker._record = logged  # type: ignore[method-assign,assignment]
 
 
-def _patch_commit_in_slot() -> None:
-    import asyncio
-    import uuid
-
-    from moorage.mirror.copier import Copier
-    from moorage.oci.manifest import Descriptor
-    from moorage.storage import paths
-
-    async def fetch(self: Copier, descriptor: Descriptor) -> None:
-        linked, known = await self._blob_state(str(descriptor.digest))
-        if linked:
-            return
-        blobs = self.registry.blobs
-        if known and await blobs.link_existing(self.repo, descriptor.digest) is not None:
-            self.stats.blobs_linked += 1
-            return
-        staging = paths.staging_key(str(uuid.uuid4()))
-        try:
-            async with self.blob_slots:
-                size = await self._download(descriptor, staging)
-                await blobs.commit(self.repo, descriptor.digest, size, [staging])
-        except BaseException:
-            await asyncio.shield(blobs.storage.delete_prefix(staging.rsplit("/", 1)[0]))
-            raise
-        self.stats.bytes_copied += size
-        self.stats.blobs_fetched += 1
-
-    Copier._fetch_blob = fetch  # type: ignore[method-assign]
-
-
-def _patch_lock_and_txn_stats() -> None:
-    _patch_txn_stats()  # inner: timed inside the lock
-    _patch_sqlite_write_lock()
-
-
-def _patch_group_commit() -> None:
-    import asyncio
-    import uuid
+def _patch_trace() -> None:
+    """Append (name, start, end) of every copy step to $MIRROR_TRACE (JSON lines)."""
+    import functools
+    import json
+    import os
+    import time
+    from collections.abc import AsyncIterator
+    from contextlib import asynccontextmanager
     from typing import Any
 
-    from moorage.db.queries.blobs import BlobQueries  # noqa: TID251 - prototype of mirror code
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from moorage.db.engine import Database
     from moorage.mirror.copier import Copier
-    from moorage.oci.manifest import Descriptor
-    from moorage.storage import paths
+    from moorage.mirror.sync import MirrorSync
+    from moorage.mirror.upstream import UpstreamClient
+    from moorage.services.blobs import BlobService
+    from moorage.services.manifests import ManifestService
 
-    pending: dict[int, list[tuple[Descriptor, str, int, asyncio.Future[None]]]] = {}
-    running: dict[int, asyncio.Task[None]] = {}
+    out = open(os.environ.get("MIRROR_TRACE", "/tmp/mirror-trace.jsonl"), "a")  # noqa: SIM115
 
-    async def commit_group(copier: Copier, group: list[Any]) -> None:
-        blobs = copier.registry.blobs
-        async with blobs.db.transaction() as session:
-            queries = BlobQueries(session)
-            for descriptor, staging, size, _ in group:
-                blob = await queries.lock_or_create(str(descriptor.digest), size)
-                key = paths.blob_key(descriptor.digest)
-                if await blobs.storage.stat(key) == size:
-                    await blobs.storage.delete(staging)
-                else:
-                    await blobs.storage.compose([staging], key)
-                await queries.link(copier.repo.id, blob.id)
+    def emit(name: str, start: float) -> None:
+        out.write(json.dumps([name, start, time.perf_counter()]) + "\n")
+        out.flush()
 
-    async def committer(copier: Copier) -> None:
-        queue = pending[id(copier)]
-        while queue:
-            group = list(queue)
-            queue.clear()
+    def traced(cls: Any, attr: str) -> None:
+        original = getattr(cls, attr)
+
+        @functools.wraps(original)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
             try:
-                await commit_group(copier, group)
-            except BaseException as exc:
-                for *_, future in group:
-                    if not future.done():
-                        future.set_exception(exc)
-                raise
-            for *_, future in group:
-                if not future.done():
-                    future.set_result(None)
+                return await original(*args, **kwargs)
+            finally:
+                emit(f"{cls.__name__}.{attr}", start)
 
-    async def commit(copier: Copier, descriptor: Descriptor, staging: str, size: int) -> None:
-        future = asyncio.get_running_loop().create_future()
-        pending.setdefault(id(copier), []).append((descriptor, staging, size, future))
-        task = running.get(id(copier))
-        if task is None or task.done():
-            running[id(copier)] = asyncio.create_task(committer(copier))
-        await future
+        setattr(cls, attr, wrapper)
 
-    async def fetch(self: Copier, descriptor: Descriptor) -> None:
-        linked, known = await self._blob_state(str(descriptor.digest))
-        if linked:
-            return
-        blobs = self.registry.blobs
-        if known and await blobs.link_existing(self.repo, descriptor.digest) is not None:
-            self.stats.blobs_linked += 1
-            return
-        staging = paths.staging_key(str(uuid.uuid4()))
-        try:
-            async with self.blob_slots:
-                size = await self._download(descriptor, staging)
-            await commit(self, descriptor, staging, size)
-        except BaseException:
-            await asyncio.shield(blobs.storage.delete_prefix(staging.rsplit("/", 1)[0]))
-            raise
-        self.stats.bytes_copied += size
-        self.stats.blobs_fetched += 1
+    for cls, attr in [
+        (Copier, "copy_tag"),
+        (Copier, "complete"),
+        (Copier, "_copy_manifest"),
+        (Copier, "_fetch_blob"),
+        (Copier, "_download"),
+        (Copier, "_not_present"),
+        (UpstreamClient, "get_manifest"),
+        (UpstreamClient, "head_manifest"),
+        (UpstreamClient, "list_tags"),
+        (BlobService, "commit_many"),
+        (BlobService, "link_existing"),
+        (ManifestService, "put"),
+        (ManifestService, "get"),
+        (MirrorSync, "audit"),
+        (MirrorSync, "_copy_tag"),
+    ]:
+        traced(cls, attr)
+    original = Database.transaction
 
-    Copier._fetch_blob = fetch  # type: ignore[method-assign]
+    @asynccontextmanager
+    async def transaction(self: Database, *, readonly: bool = False) -> AsyncIterator[AsyncSession]:
+        start = time.perf_counter()
+        async with original(self, readonly=readonly) as session:
+            emit("txn-wait-" + ("read" if readonly else "write"), start)
+            begun = time.perf_counter()
+            try:
+                yield session
+            finally:
+                emit("txn-body-" + ("read" if readonly else "write"), begun)
 
-
-def _patch_group_commit_and_lock() -> None:
-    _patch_group_commit()
-    _patch_sqlite_write_lock()
+    Database.transaction = transaction  # type: ignore[method-assign]
 
 
 def _patch_switch_interval() -> None:
     sys.setswitchinterval(0.001)
 
 
-def _patch_lock_and_switch() -> None:
-    _patch_sqlite_write_lock()
-    _patch_switch_interval()
+def _patch_bytes_only() -> None:
+    import asyncio
+    import uuid
+    from typing import Any
+
+    from moorage.mirror.copier import Copier
+    from moorage.mirror.sync import MirrorSync
+    from moorage.oci.manifest import Descriptor
+    from moorage.services.manifests import ManifestService
+    from moorage.storage import paths
+
+    async def fetch(self: Copier, descriptor: Descriptor) -> None:
+        staging = paths.staging_key(str(uuid.uuid4()))
+        try:
+            async with self.blob_slots:
+                size = await self._download(descriptor, staging)
+        finally:
+            await asyncio.shield(
+                self.registry.blobs.storage.delete_prefix(staging.rsplit("/", 1)[0])
+            )
+        self.stats.bytes_copied += size
+        self.stats.blobs_fetched += 1
+
+    async def no_put(self: ManifestService, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    async def no_audit(self: MirrorSync, kind: str, **meta: Any) -> None:
+        return None
+
+    Copier._fetch_blob = fetch  # type: ignore[method-assign]
+    ManifestService.put = no_put  # type: ignore[method-assign,assignment]
+    MirrorSync.audit = no_audit  # type: ignore[method-assign]
 
 
 PATCHES: dict[str, Callable[[], None]] = {
-    "sqlite-lock": _patch_sqlite_write_lock,
-    "switch-1ms": _patch_switch_interval,
-    "lock+switch": _patch_lock_and_switch,
     "txn-stats": _patch_txn_stats,
-    "commit-in-slot": _patch_commit_in_slot,
-    "lock+txn-stats": _patch_lock_and_txn_stats,
-    "group-commit": _patch_group_commit,
-    "group-commit+lock": _patch_group_commit_and_lock,
+    "trace": _patch_trace,
+    "switch-1ms": _patch_switch_interval,
+    "bytes-only": _patch_bytes_only,
 }
 
 

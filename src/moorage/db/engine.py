@@ -4,12 +4,18 @@ A unit of work is ``async with db.transaction() as session``: one transaction, c
 the block ends, rolled back on error. Services never hold a transaction across streaming I/O.
 On SQLite, writing transactions start with ``BEGIN IMMEDIATE`` so that concurrent writers wait
 on the busy timeout instead of failing on lock upgrade; reads use a plain deferred ``BEGIN``.
+SQLite admits one writer at a time, so inside one process write transactions also queue on an
+asyncio lock: the next writer starts the moment the previous one commits, instead of sleeping
+in SQLite's busy handler (which polls every 1..100 ms). The busy timeout still arbitrates
+between processes.
 """
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +29,9 @@ from sqlalchemy.ext.asyncio import (
 )
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
+# Pooled SQLite connections stay open (an aiosqlite connection is a thread plus a file
+# handle); overflow connections would be opened and closed around every transaction.
+SQLITE_POOL_SIZE = 16
 
 
 def async_url(uri: str) -> str:
@@ -40,7 +49,12 @@ def _sqlite_engine(url: str, *, immediate: bool) -> AsyncEngine:
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    engine = create_async_engine(
+        url,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        pool_size=SQLITE_POOL_SIZE,
+        max_overflow=SQLITE_POOL_SIZE,
+    )
     begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -76,6 +90,9 @@ class Database:
             self.read_engine = self.write_engine
         self._write = async_sessionmaker(self.write_engine, expire_on_commit=False)
         self._read = async_sessionmaker(self.read_engine, expire_on_commit=False)
+        self._write_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
 
     @property
     def is_sqlite(self) -> bool:
@@ -85,8 +102,18 @@ class Database:
     async def transaction(self, *, readonly: bool = False) -> AsyncIterator[AsyncSession]:
         """One unit of work: commit at the end of the block, roll back on any error."""
         factory = self._read if readonly else self._write
-        async with factory() as session, session.begin():
+        async with self._writer_turn(readonly), factory() as session, session.begin():
             yield session
+
+    def _writer_turn(self, readonly: bool) -> AbstractAsyncContextManager[object]:
+        """SQLite writers of this process, one at a time (see the module docstring)."""
+        if readonly or not self.is_sqlite:
+            return nullcontext()
+        loop = asyncio.get_running_loop()
+        lock = self._write_locks.get(loop)
+        if lock is None:
+            lock = self._write_locks[loop] = asyncio.Lock()
+        return lock
 
     async def dispose(self) -> None:
         await self.write_engine.dispose()
@@ -94,15 +121,17 @@ class Database:
             await self.read_engine.dispose()
 
 
-def insert_ignore(session: AsyncSession, table: Any, values: dict[str, Any]) -> Any:
-    """An INSERT that silently does nothing on a unique conflict, on either dialect."""
+def insert_ignore(
+    session: AsyncSession, table: Any, values: dict[str, Any] | list[dict[str, Any]]
+) -> Any:
+    """An INSERT of one row (a dict) or several (a list) that silently skips unique conflicts."""
     if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert  # noqa: PLC0415
 
-        return pg_insert(table).values(**values).on_conflict_do_nothing()
+        return pg_insert(table).values(values).on_conflict_do_nothing()
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert  # noqa: PLC0415
 
-    return sqlite_insert(table).values(**values).on_conflict_do_nothing()
+    return sqlite_insert(table).values(values).on_conflict_do_nothing()
 
 
 def supports_row_locks(session: AsyncSession) -> bool:

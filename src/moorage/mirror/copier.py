@@ -11,16 +11,19 @@ import asyncio
 import hashlib
 import json
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from moorage.db.queries.blobs import BlobQueries
 from moorage.errors import ManifestUnknown
 from moorage.mirror import errors as e
+from moorage.mirror.commit_queue import CommitQueue
 from moorage.mirror.filters import available_architectures, select_platforms
 from moorage.mirror.upstream import FetchedManifest, UpstreamClient
 from moorage.oci.digest import Digest
 from moorage.oci.manifest import Descriptor, ParsedManifest, parse_manifest
+from moorage.services.blobs import VerifiedBlob
 from moorage.services.registry import RegistryServices
 from moorage.services.repositories import RepoRef
 from moorage.storage import paths
@@ -45,6 +48,10 @@ class Copier:
     max_entries: int = 1000
     stats: CopyStats = field(default_factory=CopyStats)
     _inflight: dict[str, asyncio.Future[None]] = field(default_factory=dict)
+    _commits: CommitQueue = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._commits = CommitQueue(self.registry.blobs, self.repo, self._discard)
 
     async def copy_tag(self, tag: str) -> bool:
         """Copy ``tag``; False when the architecture filter skips a single-arch image."""
@@ -92,12 +99,16 @@ class Copier:
         return True
 
     def _verify(self, fetched: FetchedManifest, expected: str | None) -> ParsedManifest:
-        parsed = parse_manifest(fetched.payload, fetched.media_type or None)
-        actual = str(parsed.digest)
+        """Check the manifest's bytes against the digests claimed for them, then parse them.
+
+        The bytes are hashed before parsing, so corrupted bytes are a digest mismatch even
+        when they no longer parse.
+        """
+        actual = str(Digest.of(fetched.payload))
         for claimed in (expected, fetched.digest):
             if claimed and claimed != actual and Digest.parse(claimed).algorithm == "sha256":
                 raise e.DigestMismatch(f"manifest digest is {actual}, upstream says {claimed}")
-        return parsed
+        return parse_manifest(fetched.payload, fetched.media_type or None)
 
     async def _copy_children(self, fetched: FetchedManifest, parsed: ParsedManifest) -> bool:
         """Copy an index's children (all, or the filtered platforms). True if sparse."""
@@ -149,36 +160,76 @@ class Copier:
         return arch is None or arch in self.architectures
 
     async def _ensure_blobs(self, blobs: tuple[Descriptor, ...]) -> None:
-        unique = {str(b.digest): b for b in blobs}
-        await _gather([self._ensure_blob(b) for b in unique.values()])
+        """Make ``blobs`` present in the repository: linked if stored anywhere, else fetched.
 
-    async def _ensure_blob(self, descriptor: Descriptor) -> None:
-        key = str(descriptor.digest)
-        inflight = self._inflight.get(key)
-        if inflight is not None:
-            await asyncio.shield(inflight)
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
+        A blob another tag of this sync is already providing is waited for, not fetched twice.
+        What this call provides is looked up in one read and linked in one write.
+        """
+        unique = {str(b.digest): b for b in blobs}
+        theirs = [self._inflight[key] for key in unique if key in self._inflight]
+        mine: dict[str, tuple[Descriptor, asyncio.Future[None]]] = {}
+        loop = asyncio.get_running_loop()
+        for key, descriptor in unique.items():
+            if key not in self._inflight:
+                future: asyncio.Future[None] = loop.create_future()
+                self._inflight[key] = future
+                mine[key] = (descriptor, future)
+        try:
+            to_fetch = await self._not_present(list(mine))
+        except BaseException as exc:
+            self._settle(mine.values(), exc)
+            raise
+        self._settle((mine[key] for key in mine if key not in to_fetch), None)
+        await _gather(
+            [self._provide(*mine[key]) for key in to_fetch]
+            + [asyncio.shield(future) for future in theirs]
+        )
+
+    async def _not_present(self, digests: list[str]) -> set[str]:
+        """Those of ``digests`` stored nowhere in the registry, after linking the others."""
+        if not digests:
+            return set()
+        async with self.registry.blobs.db.transaction(readonly=True) as session:
+            queries = BlobQueries(session)
+            linked = set(await queries.linked_digests(self.repo.id, digests))
+            known = await queries.existing(d for d in digests if d not in linked)
+        missing = {d for d in digests if d not in linked and d not in known}
+        if known:
+            # Only blobs stored for another repository need this (writing) transaction: on
+            # SQLite every write transaction takes the database's one write lock.
+            now_linked = await self.registry.blobs.link_existing(
+                self.repo, (Digest.parse(d) for d in known)
+            )
+            self.stats.blobs_linked += len(now_linked)
+            missing |= known - now_linked
+        return missing
+
+    async def _provide(self, descriptor: Descriptor, future: asyncio.Future[None]) -> None:
         try:
             await self._fetch_blob(descriptor)
-            future.set_result(None)
         except BaseException as exc:
-            future.set_exception(exc)
-            self._inflight.pop(key, None)
-            future.exception()  # mark retrieved; waiters re-raise it themselves
+            self._settle([(descriptor, future)], exc)
             raise
+        self._settle([(descriptor, future)], None)
+
+    def _settle(
+        self,
+        items: Iterable[tuple[Descriptor, asyncio.Future[None]]],
+        failure: BaseException | None,
+    ) -> None:
+        """Resolve in-flight futures; a failed blob is forgotten so a later tag retries it."""
+        for descriptor, future in items:
+            if failure is None:
+                future.set_result(None)
+                continue
+            self._inflight.pop(str(descriptor.digest), None)
+            if not isinstance(failure, Exception):  # cancelled
+                future.cancel()
+                continue
+            future.set_exception(failure)
+            future.exception()  # mark retrieved; waiters re-raise it themselves
 
     async def _fetch_blob(self, descriptor: Descriptor) -> None:
-        blobs = self.registry.blobs
-        linked, known = await self._blob_state(str(descriptor.digest))
-        if linked:
-            return
-        # Only a blob stored for another repository needs the (writing) link_existing: on
-        # SQLite every write transaction takes the database's one write lock.
-        if known and await blobs.link_existing(self.repo, descriptor.digest) is not None:
-            self.stats.blobs_linked += 1
-            return
         storage = self.registry.blobs.storage
         staging = paths.staging_key(str(uuid.uuid4()))
         try:
@@ -186,20 +237,21 @@ class Copier:
             # database (SQLite: its one write lock) without keeping a download from starting.
             async with self.blob_slots:
                 size = await self._download(descriptor, staging)
-            await self.registry.blobs.commit(self.repo, descriptor.digest, size, [staging])
         except BaseException:
             await asyncio.shield(storage.delete_prefix(staging.rsplit("/", 1)[0]))
             raise
+        # From here the commit queue owns the staged bytes (and discards them on failure).
+        await self._commits.commit(VerifiedBlob(descriptor.digest, size, (staging,)))
         self.stats.bytes_copied += size
         self.stats.blobs_fetched += 1
 
-    async def _blob_state(self, digest: str) -> tuple[bool, bool]:
-        """(linked into this repository, stored at all), in one read-only transaction."""
-        async with self.registry.blobs.db.transaction(readonly=True) as session:
-            queries = BlobQueries(session)
-            if await queries.get_linked(self.repo.id, digest) is not None:
-                return True, True
-            return False, await queries.get(digest) is not None
+    async def _discard(self, blob: VerifiedBlob) -> None:
+        for source in blob.sources:
+            await self.registry.blobs.storage.delete_prefix(source.rsplit("/", 1)[0])
+
+    async def close(self) -> None:
+        """Wait for blob commits still running; call once the copy is over (or cancelled)."""
+        await self._commits.close()
 
     async def _download(self, descriptor: Descriptor, staging: str) -> int:
         """Stream the blob into ``staging``, verified; the caller deletes it on failure."""

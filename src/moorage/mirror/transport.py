@@ -5,10 +5,32 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
+import httpcore
 import httpx
 
 CONNECT_TIMEOUT = 15.0
 READ_TIMEOUT = 60.0
+BODY_READ_BYTES = 1024 * 1024
+
+
+def _larger_body_reads() -> None:
+    """Let httpcore read response bodies up to 1 MiB at a time instead of 64 KiB.
+
+    asyncio hands over up to 256 KiB per socket read; with 64 KiB requests anyio splits that,
+    copying the remainder each time, and every piece costs a pause/resume of the socket reader
+    (two epoll_ctl calls) plus a pass through httpcore, httpx and our generators. Measured
+    downloading 150 blobs of 2 MiB from docker-registry on 127.0.0.1 with 6 connections:
+    0.68-0.74 s of CPU instead of 0.80-0.81 s. Memory is unchanged: a read returns what the
+    socket has, at most asyncio's 256 KiB. (A class attribute, not public API: if httpcore
+    renames it, this silently does nothing.)
+    """
+    connection = getattr(httpcore, "AsyncHTTP11Connection", None)
+    current = getattr(connection, "READ_NUM_BYTES", None)
+    if isinstance(current, int) and current < BODY_READ_BYTES:
+        connection.READ_NUM_BYTES = BODY_READ_BYTES  # type: ignore[union-attr]
+
+
+_larger_body_reads()
 
 
 def _ssl_context(verify_tls: bool, ca_bundle: str | None) -> ssl.SSLContext | bool:

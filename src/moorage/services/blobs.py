@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 
 from moorage.db.engine import Database
@@ -18,6 +19,15 @@ from moorage.storage.base import StorageDriver
 class BlobInfo:
     digest: Digest
     size: int
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedBlob:
+    """Bytes whose digest and size were checked, waiting in ``sources`` (in order)."""
+
+    digest: Digest
+    size: int
+    sources: tuple[str, ...]
 
 
 class BlobService:
@@ -64,37 +74,52 @@ class BlobService:
             await queries.link(repo.id, blob.id)
             return BlobInfo(digest, blob.size)
 
-    async def link_existing(self, repo: RepoRef, digest: Digest) -> BlobInfo | None:
-        """Link a blob stored for any repository into ``repo``; None when it must be fetched."""
+    async def link_existing(self, repo: RepoRef, digests: Iterable[Digest]) -> set[str]:
+        """Link blobs stored for any repository into ``repo``, in one transaction.
+
+        Returns the digests now linked; the others are not stored (or their bytes are gone)
+        and must be fetched.
+        """
         async with self.db.transaction() as session:
             queries = BlobQueries(session)
-            blob = await queries.get(str(digest))
-            if blob is None:
-                return None
-            if await self.storage.stat(paths.blob_key(digest)) != blob.size:
-                return None
-            await queries.link(repo.id, blob.id)
-            return BlobInfo(digest, blob.size)
+            rows = await queries.by_digests(str(d) for d in digests)
+            sizes = await asyncio.gather(
+                *(self.storage.stat(paths.blob_key(Digest.parse(d))) for d in rows)
+            )
+            present = [blob for blob, size in zip(rows.values(), sizes, strict=True)
+                       if size == blob.size]  # fmt: skip
+            await queries.link(repo.id, *(blob.id for blob in present))
+        return {blob.digest for blob in present}
 
     async def commit(self, repo: RepoRef, digest: Digest, size: int, sources: list[str]) -> None:
-        """Make verified bytes (in ``sources``, in order) the blob ``digest`` of ``repo``.
+        """Make verified bytes (in ``sources``, in order) the blob ``digest`` of ``repo``."""
+        await self.commit_many(repo, [VerifiedBlob(digest, size, tuple(sources))])
 
-        The blob row is created and locked first, then the bytes are moved into place, then the
-        repository link is written, all in one transaction: garbage collection, which takes the
-        same lock, can never delete bytes that a commit is making visible.
+    async def commit_many(self, repo: RepoRef, blobs: Sequence[VerifiedBlob]) -> None:
+        """Make several verified blobs visible in ``repo`` at once (one transaction).
+
+        The blob rows are created and locked first, then the bytes are moved into place, then
+        the repository links are written, all in one transaction: garbage collection, which
+        takes the same locks, can never delete bytes that a commit is making visible.
         """
-        key = paths.blob_key(digest)
+        if not blobs:
+            return
         async with self.db.transaction() as session:
             queries = BlobQueries(session)
-            blob = await queries.lock_or_create(str(digest), size)
-            if await self.storage.stat(key) == size:
-                for source in sources:
-                    await self.storage.delete(source)
-            elif sources:
-                await self.storage.compose(sources, key)
-            else:  # an empty blob whose upload never received a chunk
-                await self.storage.write(key, _no_chunks())
-            await queries.link(repo.id, blob.id)
+            rows = await queries.lock_or_create({str(b.digest): b.size for b in blobs})
+            await asyncio.gather(*(self._place(blob) for blob in blobs))
+            await queries.link(repo.id, *(row.id for row in rows.values()))
+
+    async def _place(self, blob: VerifiedBlob) -> None:
+        """Move a verified blob's bytes to their content address (or drop a duplicate)."""
+        key = paths.blob_key(blob.digest)
+        if await self.storage.stat(key) == blob.size:
+            for source in blob.sources:
+                await self.storage.delete(source)
+        elif blob.sources:
+            await self.storage.compose(list(blob.sources), key)
+        else:  # an empty blob whose upload never received a chunk
+            await self.storage.write(key, _no_chunks())
 
 
 async def _no_chunks() -> AsyncIterator[bytes]:

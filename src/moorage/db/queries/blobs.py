@@ -41,32 +41,102 @@ class BlobQueries:
         )
         return {row[0]: row[1] for row in (await self.session.execute(stmt)).all()}
 
-    async def lock_or_create(self, digest: str, size: int) -> Blob:
-        """Insert the blob row if missing and hold it (row lock on PostgreSQL) until commit.
+    async def lock_or_create(self, sizes: dict[str, int]) -> dict[str, Blob]:
+        """Insert the missing blob rows of ``sizes`` (digest -> size) and hold them all (row
+        locks on PostgreSQL, taken in digest order) until commit; digest -> row.
 
         Garbage collection takes the same lock before deleting a blob's bytes, so a blob being
         committed by an upload or a mirror can never be collected half-way.
         """
-        await self.session.execute(
+        found: dict[str, Blob] = {}
+        for _attempt in range(3):
+            missing = sorted(d for d in sizes if d not in found)
+            now = utcnow()
+            await self.session.execute(
+                insert_ignore(
+                    self.session,
+                    Blob.__table__,
+                    [{"digest": d, "size": sizes[d], "created_at": now} for d in missing],
+                )
+            )
+            stmt = select(Blob).where(Blob.digest.in_(missing)).order_by(Blob.digest)
+            if supports_row_locks(self.session):
+                stmt = stmt.with_for_update()
+            rows = (await self.session.execute(stmt)).scalars()
+            found.update((blob.digest, blob) for blob in rows)
+            if len(found) == len(sizes):
+                return found
+            # PostgreSQL: the insert found a row, then garbage collection deleted it while we
+            # waited for its lock. It is gone now: the next insert creates it afresh.
+        raise RuntimeError("a blob row vanished three times while being locked")
+
+    async def claim_absent(self, digest: str) -> bool:
+        """Hold ``digest`` while it has no blob row, to delete its bytes safely.
+
+        Inserts a placeholder row; True when inserted (no row existed). Until the transaction
+        ends, a commit of the same digest (``lock_or_create``) waits, so the bytes cannot become
+        visible while they are deleted. The caller deletes the placeholder (``release``) before
+        committing. False: a blob row exists (or is being created), the bytes are in use.
+        """
+        result = await self.session.execute(
             insert_ignore(
                 self.session,
                 Blob.__table__,
-                {"digest": digest, "size": size, "created_at": utcnow()},
+                {"digest": digest, "size": 0, "created_at": utcnow()},
             )
         )
-        stmt = select(Blob).where(Blob.digest == digest)
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def release(self, digests: Iterable[str]) -> None:
+        """Delete the placeholder rows of ``claim_absent``."""
+        wanted = list(digests)
+        if wanted:
+            await self.session.execute(delete(Blob).where(Blob.digest.in_(wanted)))
+
+    async def existing(self, digests: Iterable[str]) -> set[str]:
+        """Those of ``digests`` that have a blob row."""
+        wanted = list(set(digests))
+        if not wanted:
+            return set()
+        stmt = select(Blob.digest).where(Blob.digest.in_(wanted))
+        return set((await self.session.execute(stmt)).scalars().all())
+
+    async def lock_unreferenced(self, blob_id: int) -> Blob | None:
+        """The blob row, locked (PostgreSQL; SQLite writers hold the database), if it still
+        exists and no manifest references it."""
+        stmt = select(Blob).where(Blob.id == blob_id)
         if supports_row_locks(self.session):
             stmt = stmt.with_for_update()
-        return (await self.session.execute(stmt)).scalar_one()
+        blob = (await self.session.execute(stmt)).scalar_one_or_none()
+        # A separate statement: on PostgreSQL it sees what committed while we waited for the
+        # lock (a manifest referencing the blob), which the locking statement's snapshot may not.
+        referenced = select(exists().where(ManifestBlob.blob_id == blob_id))
+        if blob is None or (await self.session.execute(referenced)).scalar():
+            return None
+        return blob
 
-    async def link(self, repository_id: int, blob_id: int) -> None:
+    async def link(self, repository_id: int, *blob_ids: int) -> None:
+        if not blob_ids:
+            return
+        now = utcnow()
         await self.session.execute(
             insert_ignore(
                 self.session,
                 RepositoryBlob.__table__,
-                {"repository_id": repository_id, "blob_id": blob_id, "linked_at": utcnow()},
+                [
+                    {"repository_id": repository_id, "blob_id": blob_id, "linked_at": now}
+                    for blob_id in sorted(set(blob_ids))
+                ],
             )
         )
+
+    async def by_digests(self, digests: Iterable[str]) -> dict[str, Blob]:
+        """digest -> row for those of ``digests`` that have a blob row."""
+        wanted = list(set(digests))
+        if not wanted:
+            return {}
+        stmt = select(Blob).where(Blob.digest.in_(wanted))
+        return {blob.digest: blob for blob in (await self.session.execute(stmt)).scalars()}
 
     async def unlink(self, repository_id: int, blob_id: int) -> None:
         await self.session.execute(
