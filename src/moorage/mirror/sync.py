@@ -128,6 +128,15 @@ class MirrorSync:
             )
             return Outcome(SyncStatus.FAIL, e.SourceNotAllowed.kind, exc.message)
         await self.audit("repo_mirror_sync_started", verb="start", message=self._pattern_text())
+        try:
+            credentials = self._credentials()
+        except e.CredentialsUnreadable as exc:
+            await self.audit(
+                "repo_mirror_sync_failed",
+                verb="end",
+                message=f"{self._pattern_text()}: {exc.message}",
+            )
+            return Outcome(SyncStatus.FAIL, exc.kind, exc.message)
         registry_config = dict(self.config.external_registry_config or {})
         verify_tls = registry_config.get("verify_tls", True) is not False
         settings = self.env.settings
@@ -139,7 +148,7 @@ class MirrorSync:
             upstream = UpstreamClient(
                 http,
                 reference,
-                self._credentials(),
+                credentials,
                 insecure_http_fallback=not verify_tls,
                 ssrf=self.env.ssrf,
                 max_manifest_size=settings.REPO_MIRROR_MAX_MANIFEST_LIST_SIZE,
@@ -168,7 +177,10 @@ class MirrorSync:
             architectures=list(self.config.architecture_filter or []),
             max_entries=self.env.settings.REPO_MIRROR_MAX_MANIFEST_ENTRIES,
         )
-        first_error = await self._copy_all(plan.matching, plan, copier, upstream)
+        try:
+            first_error = await self._copy_all(plan.matching, plan, copier, upstream)
+        finally:
+            await copier.close()
         if not await self._still_claimed():
             # Cancelled (or taken over) while the last copies ended, before the worker's
             # watch noticed: never prune after a cancel. The worker records the cancel.
