@@ -33,9 +33,9 @@ from tests.integration.mirror_helpers import (
     wait_for,
 )
 from tests.support.consistency import check_consistency, staging_leftovers
+from tests.support.faultproxy import run_fault_proxy
 from tests.support.ocilayout import image_layers, write_image
 from tests.support.server import run_docker_registry
-from tests.support.slowproxy import run_slow_proxy
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 LARGE = 64 * 1024 * 1024
@@ -60,7 +60,7 @@ async def test_cancel_during_a_large_layer(
     with run_docker_registry(tmp_path) as upstream:
         push_upstream(clients, upstream, layout, "a-small", "library/app")
         push_upstream(clients, upstream, layout, "b-large", "library/app")
-        with run_slow_proxy(upstream.port, RATE) as proxy:
+        with run_fault_proxy(upstream.port, rate=RATE) as proxy:
             async with in_process_moorage(base_config, database) as moorage:
                 client = moorage.client
                 await create_mirror(client, f"{proxy.host}/library/app", "app", ["*"])
@@ -133,7 +133,7 @@ async def test_sync_now_right_after_a_cancel(
     with run_docker_registry(tmp_path) as upstream:
         push_upstream(clients, upstream, layout, "a-small", "library/app")
         push_upstream(clients, upstream, layout, "c-obsolete", "library/app")
-        with run_slow_proxy(upstream.port, 2 * MiB) as proxy:
+        with run_fault_proxy(upstream.port, rate=2 * MiB) as proxy:
             async with in_process_moorage(base_config, database) as moorage:
                 client = moorage.client
                 await create_mirror(client, f"{proxy.host}/library/app", "app", ["*"])

@@ -41,9 +41,9 @@ from tests.integration.mirror_helpers import (
     wait_for,
 )
 from tests.support.consistency import ConsistencyReport, check_consistency
+from tests.support.faultproxy import run_fault_proxy
 from tests.support.ocilayout import write_image
 from tests.support.server import ServerHandle, run_docker_registry, run_moorage
-from tests.support.slowproxy import run_slow_proxy
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 MiB = 1024 * 1024
@@ -99,7 +99,7 @@ async def test_worker_killed_mid_sync_is_taken_over(
     logs = [tmp_path / "worker-1.log", tmp_path / "worker-2.log"]
     with (
         run_docker_registry(tmp_path) as upstream,
-        run_slow_proxy(upstream.port, rate=1 * MiB) as proxy,
+        run_fault_proxy(upstream.port, rate=1 * MiB) as proxy,
     ):
         push_upstream(clients, upstream, layout, "a-small", "library/app")
         push_upstream(clients, upstream, layout, "b-large", "library/app")
@@ -161,7 +161,7 @@ async def test_two_workers_never_run_one_mirror_twice(
     logs = [tmp_path / "worker-a.log", tmp_path / "worker-b.log"]
     with (
         run_docker_registry(tmp_path) as upstream,
-        run_slow_proxy(upstream.port, rate=MiB / 2) as proxy,  # ~2 s per sync
+        run_fault_proxy(upstream.port, rate=MiB / 2) as proxy,  # ~2 s per sync
     ):
         for repo in repos:
             push_upstream(clients, upstream, layout, repo, f"library/{repo}", tag="latest")

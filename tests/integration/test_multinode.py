@@ -57,10 +57,10 @@ from tests.integration.mirror_helpers import (
     wait_for,
 )
 from tests.support.consistency import check_consistency
+from tests.support.faultproxy import FaultProxy, run_fault_proxy
 from tests.support.ocilayout import blob_path, referenced_blobs, sha256_digest, write_image
 from tests.support.s3server import s3_storage_params
 from tests.support.server import ServerHandle, run_docker_registry, run_moorage
-from tests.support.slowproxy import SlowProxy, run_slow_proxy
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 MiB = 1024 * 1024
@@ -76,7 +76,7 @@ class Cluster:
     workers: list[Any]  # subprocess.Popen of `moorage worker`
     worker_logs: list[Path]
     upstream: ServerHandle
-    proxy: SlowProxy
+    proxy: FaultProxy
     api_headers: dict[str, str]
     stack: contextlib.ExitStack
     layout: Path
@@ -132,7 +132,7 @@ def cluster(
         asyncio.run(database.dispose())
     with contextlib.ExitStack() as stack:
         upstream = stack.enter_context(run_docker_registry(root))
-        proxy = stack.enter_context(run_slow_proxy(upstream.port, rate=None))
+        proxy = stack.enter_context(run_fault_proxy(upstream.port))
         nodes = [
             stack.enter_context(run_moorage(config, root / name, ["--no-worker"]))
             for name in ("node-a", "node-b")

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.slowproxy import run_slow_proxy
+from tests.support.faultproxy import run_fault_proxy
 from tests.ui.conftest import PASSWORD, SLOW_LAYER, USER, UiEnv, Watch, screenshot
 
 pytestmark = pytest.mark.integration
@@ -162,7 +162,7 @@ def test_mirror_a_repository_from_the_browser(page: Any, ui_env: UiEnv, watch: W
 
 
 def test_cancel_a_slow_sync(page: Any, ui_env: UiEnv, watch: Watch) -> None:
-    with run_slow_proxy(ui_env.upstream.port, rate=SLOW_RATE) as proxy:
+    with run_fault_proxy(ui_env.upstream.port, rate=SLOW_RATE) as proxy:
         created = api(ui_env, "POST", "/repository", json={"repository": "slow"})
         assert created.status_code == 201, created.text
         robot = api(ui_env, "PUT", "/user/robots/slow_bot", json={})

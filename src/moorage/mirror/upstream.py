@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime as dt
+import email.utils
 import json
 import random
 import re
@@ -39,6 +41,10 @@ MANIFEST_ACCEPT = ", ".join(
 REDIRECTS = {301, 302, 303, 307, 308}
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 MAX_REDIRECTS = 5
+BACKOFF_BASE_SECONDS = 0.5  # first retry after ~0.5 s, then doubling (jittered), up to the cap
+# A broken blob transfer that still delivered this much earns its retries back: a flaky link
+# that drops a large layer every few hundred MB completes instead of failing after 4 drops.
+RESUME_PROGRESS_BYTES = 1024 * 1024
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
 
@@ -160,6 +166,7 @@ class UpstreamClient:
             response = await self._send(
                 "GET", self._url(f"blobs/{digest}"), headers=headers, stream=True
             )
+            attempt_from = received
             try:
                 if received and response.status_code != 206:
                     raise e.UpstreamProtocolError("upstream cannot resume a blob download")
@@ -168,6 +175,8 @@ class UpstreamClient:
                     yield chunk
                 return
             except httpx.TransportError as exc:
+                if received - attempt_from >= RESUME_PROGRESS_BYTES:
+                    failures = 0
                 failures += 1
                 if failures >= self.attempts:
                     raise _map_transport(exc) from exc
@@ -281,12 +290,11 @@ class UpstreamClient:
         auth = None
         if self.credentials.present:
             auth = httpx.BasicAuth(self.credentials.username or "", self.credentials.password or "")
-        try:
-            response = await self.http.get(url, auth=auth)
-        except httpx.TransportError as exc:
-            raise _map_transport(exc) from exc
+        response = await self._token_request(url, auth)
         if response.status_code in {401, 403}:
             raise e.UpstreamAuthError("upstream token service refused our credentials")
+        if response.status_code == 429:
+            raise e.UpstreamRateLimited("upstream token service rate limit persisted")
         if response.status_code != 200:
             raise e.UpstreamProtocolError(f"token service answered {response.status_code}")
         try:
@@ -299,6 +307,26 @@ class UpstreamClient:
         lifetime = body.get("expires_in")
         ttl = float(lifetime) if isinstance(lifetime, int | float) and lifetime > 0 else 60.0
         self._tokens[self.scope] = (token, time.monotonic() + max(ttl - 10.0, 5.0))
+
+    async def _token_request(self, url: str, auth: httpx.BasicAuth | None) -> httpx.Response:
+        """GET the token service; it hiccups like a registry: same retries and Retry-After."""
+        failures = 0
+        while True:
+            try:
+                response = await self.http.get(url, auth=auth)
+            except httpx.TransportError as exc:
+                mapped = _map_transport(exc)
+                failures += 1
+                if isinstance(mapped, e.UpstreamTLSError) or failures >= self.attempts:
+                    raise mapped from exc
+                await asyncio.sleep(_backoff(failures, None, self.max_retry_wait))
+                continue
+            if response.status_code not in RETRY_STATUSES:
+                return response
+            failures += 1
+            if failures >= self.attempts:
+                return response
+            await asyncio.sleep(_backoff(failures, response, self.max_retry_wait))
 
 
 def _next_link(response: httpx.Response, current: str) -> str | None:
@@ -316,10 +344,25 @@ async def _drain(response: httpx.Response, stream: bool) -> None:
 
 def _backoff(failures: int, response: httpx.Response | None, cap: float) -> float:
     if response is not None:
-        retry_after = response.headers.get("retry-after", "")
-        if retry_after.isdigit():
-            return min(float(retry_after), cap)
-    return float(min(cap, 0.5 * (2 ** (failures - 1))) * (0.75 + random.random() / 2))
+        retry_after = _retry_after(response.headers.get("retry-after", ""))
+        if retry_after is not None:
+            return min(retry_after, cap)
+    delay = min(cap, BACKOFF_BASE_SECONDS * (2 ** (failures - 1)))
+    return float(delay * (0.75 + random.random() / 2))
+
+
+def _retry_after(value: str) -> float | None:
+    """Seconds to wait from a Retry-After header: delay-seconds or an HTTP-date (RFC 9110)."""
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
 
 
 def _status_error(status: int, method: str, url: str) -> e.UpstreamError:
