@@ -165,7 +165,6 @@ def _patch_bytes_only() -> None:
             await asyncio.shield(
                 self.registry.blobs.storage.delete_prefix(staging.rsplit("/", 1)[0])
             )
-        self.stats.bytes_copied += size
         self.stats.blobs_fetched += 1
 
     async def no_put(self: ManifestService, *args: Any, **kwargs: Any) -> None:

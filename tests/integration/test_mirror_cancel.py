@@ -71,6 +71,14 @@ async def test_cancel_during_a_large_layer(
                     return tags == ["a-small"] and proxy.bytes_down > STREAMED_BEFORE_CANCEL
 
                 await wait_for(small_done_and_large_flowing, 30, "the large layer to stream")
+
+                # The run's byte counter moves while the large layer streams (the heartbeat
+                # writes it at most once a second), not only when a blob is finished.
+                async def counting_the_large_layer() -> bool:
+                    runs = await list_runs(client, "app")
+                    return bool(runs[0]["status"] == "running" and runs[0]["bytes"] > 16 * MiB)
+
+                await wait_for(counting_the_large_layer, 5, "live bytes of the large layer", 0.2)
                 # The layer is being staged right now (a temporary file, or an S3 multipart
                 # upload with parts): this is what the cancel must clean up.
                 assert await staging_leftovers(moorage.storage) != []

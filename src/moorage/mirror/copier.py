@@ -11,7 +11,7 @@ import asyncio
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +33,7 @@ MAX_CONFIG_BYTES = 4 * 1024 * 1024
 
 @dataclass
 class CopyStats:
-    bytes_copied: int = 0
+    bytes_copied: int = 0  # received from upstream so far, counted while blobs stream
     blobs_fetched: int = 0
     blobs_linked: int = 0
 
@@ -242,7 +242,6 @@ class Copier:
             raise
         # From here the commit queue owns the staged bytes (and discards them on failure).
         await self._commits.commit(VerifiedBlob(descriptor.digest, size, (staging,)))
-        self.stats.bytes_copied += size
         self.stats.blobs_fetched += 1
 
     async def _discard(self, blob: VerifiedBlob) -> None:
@@ -257,13 +256,19 @@ class Copier:
         """Stream the blob into ``staging``, verified; the caller deletes it on failure."""
         hasher = hashlib.new(descriptor.digest.algorithm)
         size = await self.registry.blobs.storage.write(
-            staging, self.upstream.stream_blob(str(descriptor.digest)), hasher.update
+            staging, self._counted(self.upstream.stream_blob(str(descriptor.digest))), hasher.update
         )
         if hasher.hexdigest() != descriptor.digest.hex or size != descriptor.size:
             raise e.DigestMismatch(
                 f"blob {descriptor.digest} from upstream does not match its digest or size"
             )
         return size
+
+    async def _counted(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """Pass ``chunks`` through, adding their sizes to the live byte counter."""
+        async for chunk in chunks:
+            self.stats.bytes_copied += len(chunk)
+            yield chunk
 
 
 async def _gather(coros: list[Any]) -> None:

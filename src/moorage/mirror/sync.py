@@ -20,7 +20,7 @@ from moorage.db.queries.mirror_schedule import MirrorScheduleQueries
 from moorage.errors import MoorageError
 from moorage.mirror import errors as e
 from moorage.mirror import local
-from moorage.mirror.copier import Copier
+from moorage.mirror.copier import Copier, CopyStats
 from moorage.mirror.plan import make_plan
 from moorage.mirror.reference import parse_external_reference
 from moorage.mirror.scheduler import Claim, Outcome
@@ -43,8 +43,12 @@ class Progress:
     tags_skipped: int = 0
     tags_failed: int = 0
     tags_deleted: int = 0
-    bytes_copied: int = 0
+    copy: CopyStats = field(default_factory=CopyStats)  # the copier counts bytes as they stream
     failed: list[str] = field(default_factory=list)
+
+    @property
+    def bytes_copied(self) -> int:
+        return self.copy.bytes_copied
 
     def as_values(self) -> dict[str, int]:
         return {
@@ -176,6 +180,7 @@ class MirrorSync:
             asyncio.Semaphore(self.env.settings.REPO_MIRROR_CONNECTIONS_PER_HOST),
             architectures=list(self.config.architecture_filter or []),
             max_entries=self.env.settings.REPO_MIRROR_MAX_MANIFEST_ENTRIES,
+            stats=self.progress.copy,
         )
         try:
             first_error = await self._copy_all(plan.matching, plan, copier, upstream)
@@ -207,7 +212,6 @@ class MirrorSync:
         async def one(tag: str) -> None:
             async with slots:
                 error = await self._copy_tag(tag, plan, copier, upstream)
-                self.progress.bytes_copied = copier.stats.bytes_copied
                 if error is not None:
                     errors.append(error)
 
