@@ -79,6 +79,23 @@ async def assert_same_as_upstream(
     return str(theirs.headers["Docker-Content-Digest"])
 
 
+async def assert_mirror_audit(client: Any, tags: list[str]) -> None:
+    """The sync's audit entries, with Quay's kinds and metadata keys (newest first)."""
+    response = await client.get("/api/v1/repository/admin/app/logs")
+    assert response.status_code == 200, response.text
+    logs = [e for e in response.json()["logs"] if e["kind"].startswith("repo_mirror_sync")]
+    kinds = [e["kind"] for e in reversed(logs)]
+    assert kinds == [
+        "repo_mirror_sync_started",
+        *["repo_mirror_sync_tag_success"] * len(tags),
+        "repo_mirror_sync_success",
+    ]
+    for entry in logs:
+        assert {"verb", "message", "tag", "tags", "stdout", "stderr"} <= set(entry["metadata"])
+    assert sorted(e["metadata"]["tag"] for e in logs[1:-1]) == tags
+    assert logs[0]["metadata"]["tags"] == ", ".join(tags)
+
+
 async def test_mirror_formats_and_pull_with_skopeo(
     clients: Clients, upstream: ServerHandle, moorage: InProcessMoorage, tmp_path: Path
 ) -> None:
@@ -172,6 +189,7 @@ async def test_mirror_architecture_filter(
     assert result["last_sync"]["tags_skipped"] == 1
     # The single-arch amd64 image is outside the filter: not copied at all.
     assert await local_tags(client, "app") == ["arm64-only", "multi"]
+    await assert_mirror_audit(client, ["amd64-only", "arm64-only", "multi"])
     assert (await local_manifest(client, "app", "amd64-only")).status_code == 404
     amd64_only = upstream_digest(upstream, "library/app", "amd64-only")
     assert (await local_manifest(client, "app", amd64_only)).status_code == 404

@@ -11,9 +11,11 @@ import asyncio
 import hashlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from moorage.db.queries.blobs import BlobQueries
 from moorage.errors import ManifestUnknown
@@ -53,8 +55,11 @@ class Copier:
     def __post_init__(self) -> None:
         self._commits = CommitQueue(self.registry.blobs, self.repo, self._discard)
 
-    async def copy_tag(self, tag: str) -> bool:
-        """Copy ``tag``; False when the architecture filter skips a single-arch image."""
+    async def copy_tag(self, tag: str, also: Callable[[AsyncSession], None] | None = None) -> bool:
+        """Copy ``tag``; False when the architecture filter skips a single-arch image.
+
+        ``also`` writes rows (the tag's audit entry) in the transaction that moves the tag.
+        """
         fetched = await self.upstream.get_manifest(tag)
         parsed = self._verify(fetched, None)
         sparse = False
@@ -72,6 +77,7 @@ class Copier:
             fetched.payload,
             fetched.media_type,
             allow_missing_children=sparse,
+            also=also,
         )
         return True
 

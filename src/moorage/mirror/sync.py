@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from moorage.auth.crypto import DecryptionFailure, FieldCipher
 from moorage.config import Settings
 from moorage.db.engine import Database
@@ -83,6 +85,11 @@ class MirrorSync:
         self.patterns = list(self.config.rule_value)
 
     async def audit(self, kind: str, **meta: Any) -> None:
+        async with self.env.db.transaction() as session:
+            self.audit_entry(kind, **meta)(session)
+
+    def audit_entry(self, kind: str, **meta: Any) -> Callable[[AsyncSession], None]:
+        """An audit entry with Quay's metadata keys, to add to a transaction."""
         metadata = {
             "verb": None,
             "message": None,
@@ -92,7 +99,8 @@ class MirrorSync:
             "stderr": None,
             **meta,
         }
-        async with self.env.db.transaction() as session:
+
+        def add(session: AsyncSession) -> None:
             record(
                 session,
                 kind,
@@ -101,6 +109,8 @@ class MirrorSync:
                 repository=self.claim.name,
                 metadata=metadata,
             )
+
+        return add
 
     def _pattern_text(self) -> str:
         return f"'{self.reference_text}' with tag pattern '{','.join(self.patterns)}'"
@@ -231,7 +241,14 @@ class MirrorSync:
                 if plan.unchanged(tag, digest) and await copier.complete(tag):
                     self.progress.tags_skipped += 1
                     return None
-                copied = await copier.copy_tag(tag)
+                # The success entry commits with the tag itself (one transaction fewer).
+                success = self.audit_entry(
+                    "repo_mirror_sync_tag_success",
+                    verb="finish",
+                    tag=tag,
+                    message=f"Source '{source}' successful sync",
+                )
+                copied = await copier.copy_tag(tag, also=success)
         except TimeoutError:
             error: e.MirrorError = e.TagTimeout(
                 f"copying {tag} took longer than {self.config.skopeo_timeout} s"
@@ -243,14 +260,14 @@ class MirrorSync:
         else:
             if copied:
                 self.progress.tags_copied += 1
-            else:
+            else:  # skipped by the architecture filter: nothing was written yet
                 self.progress.tags_skipped += 1
-            await self.audit(
-                "repo_mirror_sync_tag_success",
-                verb="finish",
-                tag=tag,
-                message=f"Source '{source}' successful sync",
-            )
+                await self.audit(
+                    "repo_mirror_sync_tag_success",
+                    verb="finish",
+                    tag=tag,
+                    message=f"Source '{source}' successful sync",
+                )
             return None
         self.progress.tags_failed += 1
         self.progress.failed.append(tag)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
@@ -73,11 +74,13 @@ class ManifestService:
         content_type: str | None,
         *,
         allow_missing_children: bool = False,
+        also: Callable[[AsyncSession], None] | None = None,
     ) -> PutResult:
         """Store a manifest and (for a tag reference) move the tag, in one transaction.
 
         Pushed by digest, the manifest is stored under that digest and its algorithm; pushed by
-        tag, under its sha256 digest.
+        tag, under its sha256 digest. ``also`` adds rows that must commit with it (an audit
+        entry) to the same transaction.
         """
         namespace, name = split_repository(full_name)
         wanted = Digest.parse(reference) if is_digest(reference) else None
@@ -87,13 +90,13 @@ class ManifestService:
             raise DigestInvalid(f"manifest digest is {parsed.digest}, not {wanted}")
         try:
             created = await self._store(
-                namespace, name, tag, parsed, payload, allow_missing_children
+                namespace, name, tag, parsed, payload, allow_missing_children, also
             )
         except IntegrityError:
             # A concurrent put stored the same manifest (or moved the same tag) between our
             # read and our insert (PostgreSQL, READ COMMITTED). Once more: its row is now seen.
             created = await self._store(
-                namespace, name, tag, parsed, payload, allow_missing_children
+                namespace, name, tag, parsed, payload, allow_missing_children, also
             )
         return PutResult(parsed.digest, parsed.subject.digest if parsed.subject else None, created)
 
@@ -105,6 +108,7 @@ class ManifestService:
         parsed: ParsedManifest,
         payload: bytes,
         allow_missing_children: bool,
+        also: Callable[[AsyncSession], None] | None,
     ) -> bool:
         """One transaction: insert the manifest if absent, move the tag. True if inserted."""
         async with self.db.transaction() as session:
@@ -118,6 +122,8 @@ class ManifestService:
                 )
             if tag is not None:
                 await TagQueries(session).set(repo.id, tag, existing.id, now_ms())
+            if also is not None:
+                also(session)
         return created
 
     async def _insert(
