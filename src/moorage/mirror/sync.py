@@ -7,6 +7,7 @@ wires them and records what happened (run counters, audit entries, metrics).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -234,10 +235,11 @@ class MirrorSync:
         source = f"docker://{self.reference_text}:{tag}"
         try:
             async with asyncio.timeout(self.config.skopeo_timeout):
-                try:
-                    digest = await upstream.head_manifest(tag)
-                except e.UpstreamError:
-                    digest = None  # fall back to GET, which reports the real error
+                digest = None
+                if tag in plan.local:  # a new tag has nothing to compare: skip the HEAD
+                    # On failure, fall back to the GET, which reports the real error.
+                    with contextlib.suppress(e.UpstreamError):
+                        digest = await upstream.head_manifest(tag)
                 if plan.unchanged(tag, digest) and await copier.complete(tag):
                     self.progress.tags_skipped += 1
                     return None
