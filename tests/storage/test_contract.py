@@ -5,6 +5,7 @@ A few S3-only checks (multipart layout, key prefix, copy splitting) sit at the e
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import random
 import threading
@@ -442,6 +443,62 @@ async def test_list_and_delete_prefix(driver: StorageDriver) -> None:
         assert await read_all(driver, key) == key.encode()
     await driver.delete_prefix(f"uploads/{UPLOAD_ID}")  # again: nothing to do
     await driver.delete_prefix("nothing")
+
+
+async def test_scan_gives_sizes_and_modification_times(driver: StorageDriver) -> None:
+    before = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=2)
+    keys = {chunk_key(UPLOAD_ID, index): payload(100 * index, seed=index) for index in range(3)}
+    keys["blobs/sha256/ab/abcdef"] = payload(10)
+    for key, data in keys.items():
+        await driver.write(key, chunked(data))
+    after = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2)
+
+    scanned = [info async for info in driver.scan("uploads")]
+    assert {info.key: info.size for info in scanned} == {
+        key: len(data) for key, data in keys.items() if key.startswith("uploads/")
+    }
+    for info in scanned:
+        assert before <= info.modified <= after
+        assert info.modified.utcoffset() == dt.timedelta(0)
+    assert [info async for info in driver.scan("nothing")] == []
+
+
+async def test_pending_writes_lists_and_discards_an_interrupted_write(
+    driver: StorageDriver,
+) -> None:
+    """A write in progress (or abandoned by a killed process) is a pending write until it
+    completes; discarding it makes the write fail and leaves no object."""
+    assert [w async for w in driver.pending_writes()] == []
+    release = anyio.Event()
+
+    async def stalling() -> AsyncIterator[bytes]:
+        async for piece in chunked(payload(7 * MiB, seed=60)):
+            yield piece
+        await release.wait()
+
+    failures: list[BaseException] = []
+
+    async def write() -> None:
+        try:
+            await driver.write("blobs/interrupted", stalling())
+        except Exception as exc:  # asserted below
+            failures.append(exc)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(write)
+        pending = []
+        with anyio.fail_after(30):
+            while not pending or pending[0].size == 0:  # until the first bytes have landed
+                await anyio.sleep(0.05)
+                pending = [w async for w in driver.pending_writes()]
+        (found,) = pending
+        assert found.last_activity <= dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2)
+        await driver.discard_pending(found)
+        await driver.discard_pending(found)  # gone already: fine
+        assert [w async for w in driver.pending_writes()] == []
+        release.set()
+    assert len(failures) == 1
+    assert await driver.stat("blobs/interrupted") is None
 
 
 # --- keys ------------------------------------------------------------------------------------

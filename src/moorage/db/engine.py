@@ -134,6 +134,30 @@ def insert_ignore(
     return sqlite_insert(table).values(values).on_conflict_do_nothing()
 
 
+def insert_or_update(
+    session: AsyncSession,
+    table: Any,
+    values: list[dict[str, Any]],
+    keys: list[str],
+    update: list[str],
+) -> Any:
+    """An INSERT of several rows that, for a row whose ``keys`` exist already, sets its
+    ``update`` columns to the new values instead, on either dialect."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert  # noqa: PLC0415
+
+        pg = pg_insert(table).values(values)
+        return pg.on_conflict_do_update(
+            index_elements=keys, set_={column: pg.excluded[column] for column in update}
+        )
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert  # noqa: PLC0415
+
+    lite = sqlite_insert(table).values(values)
+    return lite.on_conflict_do_update(
+        index_elements=keys, set_={column: lite.excluded[column] for column in update}
+    )
+
+
 def supports_row_locks(session: AsyncSession) -> bool:
     """SELECT ... FOR UPDATE [SKIP LOCKED] works here (PostgreSQL); SQLite locks the database."""
     return session.get_bind().dialect.name == "postgresql"

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 from moorage.db.engine import Database
 from moorage.errors import StorageNotFound
 from moorage.observability.metrics import IoMetrics
-from moorage.storage.base import ChunkObserver, StorageDriver
+from moorage.storage.base import ChunkObserver, ObjectInfo, PendingWrite, StorageDriver
 
 T = TypeVar("T")
 _STATEMENTS = frozenset({"select", "insert", "update", "delete"})
@@ -85,6 +85,15 @@ class InstrumentedStorage:
 
     def list(self, prefix: str) -> AsyncIterator[str]:
         return self.inner.list(prefix)
+
+    def scan(self, prefix: str) -> AsyncIterator[ObjectInfo]:
+        return self.inner.scan(prefix)
+
+    def pending_writes(self) -> AsyncIterator[PendingWrite]:
+        return self.inner.pending_writes()
+
+    async def discard_pending(self, write: PendingWrite) -> None:
+        await self._timed("discard_pending", self.inner.discard_pending(write))
 
     async def redirect_url(self, key: str, expires_in: int) -> str | None:
         return await self._timed("redirect_url", self.inner.redirect_url(key, expires_in))

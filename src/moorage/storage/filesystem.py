@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import itertools
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from pathlib import Path
 
 from moorage.errors import StorageKeyInvalid, StorageNotFound
-from moorage.storage.base import READ_PIECE, ChunkObserver
+from moorage.storage.base import READ_PIECE, ChunkObserver, ObjectInfo, PendingWrite
 from moorage.storage.paths import validate_key
 from moorage.storage.pipeline import pump
 
 TMP_DIR = "_tmp"
+SCAN_BATCH = 1000
 
 
 class FilesystemDriver:
@@ -136,11 +139,53 @@ class FilesystemDriver:
         for path in files:
             yield path.relative_to(self.root).as_posix()
 
+    async def scan(self, prefix: str) -> AsyncIterator[ObjectInfo]:
+        base = self._path(prefix)
+        files = _walk_files(base, self.root)
+        while batch := await asyncio.to_thread(_take, files, SCAN_BATCH):
+            for info in batch:
+                yield info
+
+    async def pending_writes(self) -> AsyncIterator[PendingWrite]:
+        # Every write goes through _tmp/ and is renamed into place when complete: what is
+        # left there belongs to a write in flight or to a process that died mid-write.
+        files = _walk_files(self.root / TMP_DIR, self.root)
+        while batch := await asyncio.to_thread(_take, files, SCAN_BATCH):
+            for info in batch:
+                yield PendingWrite(info.key, info.modified, info.size, "")
+
+    async def discard_pending(self, write: PendingWrite) -> None:
+        head, _, name = write.key.partition("/")
+        if head != TMP_DIR or not name or "/" in name:
+            raise StorageKeyInvalid(f"{write.key!r} is not a pending write of this driver")
+        validate_key(write.key)
+        await asyncio.to_thread((self.root / TMP_DIR / name).unlink, True)
+
     async def redirect_url(self, key: str, expires_in: int) -> str | None:
         return None
 
     async def close(self) -> None:
         return None
+
+
+def _walk_files(base: Path, root: Path) -> Iterator[ObjectInfo]:
+    """Files under ``base`` (none if it does not exist), lazily, for ``scan``."""
+    for dirpath, _dirs, names in os.walk(base):
+        for name in names:
+            path = os.path.join(dirpath, name)
+            try:
+                status = os.stat(path)
+            except FileNotFoundError:  # deleted since the directory was listed
+                continue
+            yield ObjectInfo(
+                Path(path).relative_to(root).as_posix(),
+                status.st_size,
+                dt.datetime.fromtimestamp(status.st_mtime, dt.UTC),
+            )
+
+
+def _take(items: Iterator[ObjectInfo], count: int) -> list[ObjectInfo]:
+    return list(itertools.islice(items, count))
 
 
 def _open_and_read(path: Path, want: int, offset: int) -> tuple[int, bytes]:

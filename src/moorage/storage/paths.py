@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import re
 
-from moorage.errors import StorageKeyInvalid
+from moorage.errors import DigestInvalid, StorageKeyInvalid
 from moorage.oci.digest import Digest
 
-_SEGMENT = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
-_UPLOAD_ID = re.compile(r"^[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}$")
+_SEGMENT = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*\Z")
+_UPLOAD_ID = re.compile(r"^[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}\Z")
 
 BLOBS = "blobs"
 UPLOADS = "uploads"
@@ -33,6 +33,26 @@ def validate_key(key: str) -> str:
 
 def blob_key(digest: Digest) -> str:
     return f"{BLOBS}/{digest.algorithm}/{digest.hex[:2]}/{digest.hex}"
+
+
+def blob_digest(key: str) -> Digest | None:
+    """The digest whose content ``key`` holds, or None if ``key`` is not a blob key."""
+    parts = key.split("/")
+    if len(parts) != 4 or parts[0] != BLOBS:
+        return None
+    try:
+        digest = Digest.parse(f"{parts[1]}:{parts[3]}")
+    except DigestInvalid:
+        return None
+    return digest if blob_key(digest) == key else None
+
+
+def staging_id(key: str) -> str | None:
+    """The upload session id (or mirror staging nonce) owning an ``uploads/`` key, else None."""
+    parts = key.split("/")
+    if len(parts) < 3 or parts[0] != UPLOADS:
+        return None
+    return parts[1]
 
 
 def is_upload_id(upload_id: str) -> bool:

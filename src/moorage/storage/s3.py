@@ -11,6 +11,7 @@ is thread-safe, so one client is shared by every request.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import threading
 from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
@@ -21,7 +22,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from moorage.errors import ConfigError, StorageError, StorageNotFound
-from moorage.storage.base import READ_PIECE, ChunkObserver
+from moorage.storage.base import READ_PIECE, ChunkObserver, ObjectInfo, PendingWrite
 from moorage.storage.paths import validate_key
 from moorage.storage.pipeline import pump
 from moorage.storage.s3_parts import (
@@ -439,6 +440,72 @@ class S3Driver:
                 key = self._relative(obj["Key"])
                 if key is not None:
                     yield key
+
+    async def scan(self, prefix: str) -> AsyncIterator[ObjectInfo]:
+        bucket_prefix = self._key(prefix) + "/"
+        await self._ready()
+        pages = self._pages(bucket_prefix)
+        while True:
+            page = await asyncio.to_thread(self._next_page, pages, prefix)
+            if page is None:
+                return
+            for obj in page.get("Contents", []):
+                key = self._relative(obj["Key"])
+                if key is not None:
+                    yield ObjectInfo(key, obj["Size"], obj["LastModified"].astimezone(dt.UTC))
+
+    async def pending_writes(self) -> AsyncIterator[PendingWrite]:
+        """Multipart uploads of this prefix never completed nor aborted. Their last activity
+        is the newest part's upload time (the initiation time if no part arrived)."""
+        await self._ready()
+        found = await asyncio.to_thread(self._multipart_uploads)
+        for write in found:
+            yield write
+
+    def _multipart_uploads(self) -> tuple[PendingWrite, ...]:
+        bucket_prefix = f"{self.prefix}/" if self.prefix else ""
+        found = []
+        with storage_errors(bucket_prefix or "/"):
+            uploads = self.client.get_paginator("list_multipart_uploads")
+            for page in uploads.paginate(Bucket=self.bucket, Prefix=bucket_prefix):
+                for upload in page.get("Uploads", []):
+                    key = self._relative(upload["Key"])
+                    if key is None:
+                        continue
+                    latest = upload["Initiated"]
+                    size = 0
+                    try:
+                        parts = self.client.get_paginator("list_parts").paginate(
+                            Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                        )
+                        for part_page in parts:
+                            for part in part_page.get("Parts", []):
+                                size += part["Size"]
+                                latest = max(latest, part["LastModified"])
+                    except ClientError as exc:
+                        if error_code(exc) == "NoSuchUpload":  # completed or aborted meanwhile
+                            continue
+                        raise
+                    found.append(
+                        PendingWrite(key, latest.astimezone(dt.UTC), size, upload["UploadId"])
+                    )
+        return tuple(found)
+
+    async def discard_pending(self, write: PendingWrite) -> None:
+        bucket_key = self._key(write.key)
+        await self._ready()
+
+        def abort() -> None:
+            with storage_errors(write.key):
+                try:
+                    self.client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=bucket_key, UploadId=write.handle
+                    )
+                except ClientError as exc:
+                    if error_code(exc) != "NoSuchUpload":
+                        raise
+
+        await asyncio.to_thread(abort)
 
     async def redirect_url(self, key: str, expires_in: int) -> str | None:
         bucket_key = self._key(key)

@@ -9,7 +9,7 @@ from sqlalchemy import delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from moorage.db.base import utcnow
-from moorage.db.engine import insert_ignore, supports_row_locks
+from moorage.db.engine import insert_ignore, insert_or_update, supports_row_locks
 from moorage.db.models import Blob, Manifest, ManifestBlob, RepositoryBlob
 
 
@@ -116,17 +116,22 @@ class BlobQueries:
         return blob
 
     async def link(self, repository_id: int, *blob_ids: int) -> None:
+        """Link blobs into the repository; an existing link is renewed (``linked_at``): garbage
+        collection spares blobs linked within its grace period, and a blob pushed again must
+        be spared until the manifest that will reference it arrives."""
         if not blob_ids:
             return
         now = utcnow()
         await self.session.execute(
-            insert_ignore(
+            insert_or_update(
                 self.session,
                 RepositoryBlob.__table__,
                 [
                     {"repository_id": repository_id, "blob_id": blob_id, "linked_at": now}
                     for blob_id in sorted(set(blob_ids))
                 ],
+                keys=["repository_id", "blob_id"],
+                update=["linked_at"],
             )
         )
 

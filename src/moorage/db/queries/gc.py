@@ -8,7 +8,15 @@ from collections.abc import Sequence
 from sqlalchemy import delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from moorage.db.models import Manifest, ManifestChild, Repository, Tag
+from moorage.db.models import (
+    Blob,
+    Manifest,
+    ManifestBlob,
+    ManifestChild,
+    Repository,
+    RepositoryBlob,
+    Tag,
+)
 
 
 class GcQueries:
@@ -52,3 +60,29 @@ class GcQueries:
             delete(Manifest).where(Manifest.id == manifest_id, ~alive_tag, ~parent)
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def still_collectable(
+        self, blob_ids: Sequence[int], older_than: dt.datetime
+    ) -> list[int]:
+        """Those of ``blob_ids`` (locked by the caller) that no manifest references and that
+        were not linked since ``older_than``, as committed now.
+
+        On PostgreSQL the statement that locked them judged by its snapshot; a push that
+        renewed a link (or a manifest that referenced a blob) and committed just before the
+        lock was granted is seen only by a new statement like this one.
+        """
+        if not blob_ids:
+            return []
+        referenced = select(ManifestBlob.blob_id).where(ManifestBlob.blob_id == Blob.id)
+        recently_linked = select(RepositoryBlob.blob_id).where(
+            RepositoryBlob.blob_id == Blob.id, RepositoryBlob.linked_at >= older_than
+        )
+        stmt = select(Blob.id).where(
+            Blob.id.in_(blob_ids), ~referenced.exists(), ~recently_linked.exists()
+        )
+        return list((await self.session.execute(stmt)).scalars().all())
+
+    async def delete_blobs(self, blob_ids: Sequence[int]) -> None:
+        """Delete blob rows (their repository links cascade); the caller holds their locks."""
+        if blob_ids:
+            await self.session.execute(delete(Blob).where(Blob.id.in_(blob_ids)))

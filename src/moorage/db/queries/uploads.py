@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -53,3 +53,26 @@ class UploadQueries:
     async def stale(self, before: dt.datetime, limit: int) -> Sequence[str]:
         stmt = select(Upload.id).where(Upload.updated_at < before).limit(limit)
         return (await self.session.execute(stmt)).scalars().all()
+
+    async def stale_sessions(self, before: dt.datetime) -> Sequence[tuple[str, int, dt.datetime]]:
+        """(id, size, updated_at) of every session untouched since ``before``, oldest first."""
+        stmt = (
+            select(Upload.id, Upload.size, Upload.updated_at)
+            .where(Upload.updated_at < before)
+            .order_by(Upload.updated_at)
+        )
+        return [(r[0], r[1], r[2]) for r in (await self.session.execute(stmt)).all()]
+
+    async def existing_ids(self, upload_ids: Iterable[str]) -> set[str]:
+        wanted = list(set(upload_ids))
+        if not wanted:
+            return set()
+        stmt = select(Upload.id).where(Upload.id.in_(wanted))
+        return set((await self.session.execute(stmt)).scalars().all())
+
+    async def delete_if_stale(self, upload_id: str, before: dt.datetime) -> bool:
+        """Delete the session unless a chunk arrived since ``before``."""
+        result = await self.session.execute(
+            delete(Upload).where(Upload.id == upload_id, Upload.updated_at < before)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
