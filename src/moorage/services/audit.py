@@ -1,4 +1,8 @@
-"""Audit log writing. Entries are added in the caller's transaction; secrets are never passed."""
+"""Audit log writing. Entries are added in the caller's transaction; secrets are never passed.
+
+Entries of the kinds that repository notifications watch (the mirror sync events) also queue
+a notification event in the same transaction (services.notification_events).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from moorage.auth.permissions import Principal
 from moorage.db.base import utcnow
 from moorage.db.models import AuditLog
+from moorage.services.notification_events import emit as emit_notification_event
 
 SECRET_KEYS = frozenset({"password", "token", "secret", "external_registry_password"})
 
@@ -57,3 +62,4 @@ def record(
             created_at=utcnow(),
         )
     )
+    emit_notification_event(session, kind, namespace, repository, meta)

@@ -19,6 +19,12 @@ from moorage.db.models.mirror import (
     RunStatus,
     SyncStatus,
 )
+from moorage.db.models.notification import (
+    DeliveryStatus,
+    NotificationDelivery,
+    NotificationEvent,
+    RepositoryNotification,
+)
 from moorage.db.models.repository import Repository, RepositoryState, Visibility
 from moorage.db.models.tag import Tag
 from moorage.db.models.upload import Upload
@@ -29,17 +35,21 @@ __all__ = [
     "AccountKind",
     "AuditLog",
     "Blob",
+    "DeliveryStatus",
     "Manifest",
     "ManifestBlob",
     "ManifestChild",
     "MirrorConfig",
     "MirrorRun",
     "MirrorWorkerBeat",
+    "NotificationDelivery",
+    "NotificationEvent",
     "OrgMember",
     "OrgRole",
     "RepoRole",
     "Repository",
     "RepositoryBlob",
+    "RepositoryNotification",
     "RepositoryPermission",
     "RepositoryState",
     "RunStatus",
