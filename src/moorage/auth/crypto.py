@@ -1,4 +1,9 @@
-"""Encrypt credentials at rest: AES-CCM keyed from DATABASE_SECRET_KEY, Quay's ``v0$$`` format."""
+"""Encrypt credentials at rest: AES-CCM keyed from DATABASE_SECRET_KEY, Quay's ``v0$$`` format.
+
+Key rotation: a cipher also holds the previous keys (DATABASE_SECRET_KEY_PREVIOUS). Values are
+always encrypted with the current key; decryption tries the current key, then each previous one.
+``reseal`` re-encrypts a value written under a previous key (`moorage admin rotate-secret-key`).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,14 @@ import binascii
 import itertools
 import os
 import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM
+
+if TYPE_CHECKING:
+    from moorage.config import Settings
 
 PREFIX = "v0$$"
 NONCE_BYTES = 13
@@ -37,8 +47,24 @@ def derive_key(secret: str) -> bytes:
 
 
 class FieldCipher:
-    def __init__(self, secret: str) -> None:
-        self._aead = AESCCM(derive_key(secret))
+    """Encrypts with ``secret``; decrypts with ``secret`` or any of ``previous`` (in order)."""
+
+    def __init__(self, secret: str, previous: Sequence[str] = ()) -> None:
+        current = derive_key(secret)
+        self._aead = AESCCM(current)
+        older: list[AESCCM] = []
+        seen = {current}
+        for old in previous:
+            key = derive_key(old)
+            if key not in seen:  # the current key listed again changes nothing
+                seen.add(key)
+                older.append(AESCCM(key))
+        self._previous = tuple(older)
+
+    @property
+    def previous_keys(self) -> int:
+        """How many distinct previous keys this cipher can still decrypt with."""
+        return len(self._previous)
 
     def encrypt(self, value: str) -> str:
         nonce = os.urandom(NONCE_BYTES)
@@ -46,11 +72,38 @@ class FieldCipher:
         return PREFIX + base64.b64encode(nonce + sealed).decode()
 
     def decrypt(self, stored: str) -> str:
+        """The plaintext, opened with the current key or, failing that, a previous one."""
+        return self._open(stored)[0]
+
+    def reseal(self, stored: str) -> str | None:
+        """``None`` if ``stored`` is already under the current key; else the value encrypted
+        with the current key. Raises DecryptionFailure if no key opens it."""
+        plain, current = self._open(stored)
+        return None if current else self.encrypt(plain)
+
+    def _open(self, stored: str) -> tuple[str, bool]:
         if not stored.startswith(PREFIX):
             raise DecryptionFailure("unknown encryption format")
         try:
             blob = base64.b64decode(stored[len(PREFIX) :], validate=True)
-            plain = self._aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], None)
-        except (InvalidTag, binascii.Error, ValueError) as exc:
+        except (binascii.Error, ValueError) as exc:
             raise DecryptionFailure("cannot decrypt stored credential") from exc
-        return plain.decode()
+        nonce, sealed = blob[:NONCE_BYTES], blob[NONCE_BYTES:]
+        for index, aead in enumerate((self._aead, *self._previous)):
+            try:
+                plain = aead.decrypt(nonce, sealed, None)
+            except (InvalidTag, ValueError):
+                continue
+            try:
+                return plain.decode(), index == 0
+            except UnicodeDecodeError as exc:
+                raise DecryptionFailure("cannot decrypt stored credential") from exc
+        raise DecryptionFailure("cannot decrypt stored credential")
+
+
+def field_cipher(settings: Settings) -> FieldCipher:
+    """The cipher of a process: DATABASE_SECRET_KEY, then DATABASE_SECRET_KEY_PREVIOUS."""
+    return FieldCipher(
+        settings.secret("DATABASE_SECRET_KEY"),
+        [key.get_secret_value() for key in settings.DATABASE_SECRET_KEY_PREVIOUS],
+    )
