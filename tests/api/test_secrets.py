@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from moorage.db.models import AuditLog
+from tests.api.conftest import PASSWORD as WORLD_PASSWORD
 from tests.api.conftest import basic, bearer
 from tests.api.test_permission_matrix import DEFAULT_PARAMS, MATRIX
 from tests.support.images import make_image, push_image
@@ -161,6 +162,109 @@ async def test_secrets_never_leak(
             assert secret not in dumped, f"{name} in audit entry {entry.kind}"
 
     assert caplog.records, "nothing was logged: the check below would prove nothing"
+    for record in caplog.records:
+        text = " ".join(
+            [record.getMessage(), repr(record.args), record.exc_text or "", str(record.__dict__)]
+        )
+        for name, secret in secrets.items():
+            assert secret not in text, f"{name} in log record {record.name}: {record.msg!r}"
+
+
+async def test_session_registry_server_and_upstream_secrets_never_leak(
+    world: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Session cookies, CSRF tokens, registry JWTs, the server's own keys and mirror upstream
+    passwords: absent from every response but the one that issues them, from error messages
+    (validation, failed and throttled logins, schema errors), audit entries and logs."""
+    caplog.set_level(logging.DEBUG)
+    client: httpx.AsyncClient = world.client
+    call = Recorder(client)
+    settings = world.app.state.settings
+    upstream_password = "Upstream-Pa55word-never-echoed"
+    auth = world.auth("alice")
+
+    signin = await call(
+        "POST", "/api/v1/signin", json={"username": "alice", "password": WORLD_PASSWORD}
+    )
+    assert signin.status_code == 200, signin.text
+    cookie = signin.cookies["moorage_session"]
+    csrf = call.created(signin.json()["csrf_token"])
+    session = await call("GET", "/api/v1/session")
+    assert session.json()["csrf_token"] == csrf
+    call.created(csrf)  # the session endpoint hands the token back to the page, by design
+    client.cookies.clear()
+
+    issued = await call(
+        "GET",
+        "/v2/auth",
+        params={"scope": "repository:acme/app:pull"},
+        headers=basic("alice", WORLD_PASSWORD),
+    )
+    jwt_token = call.created(issued.json()["token"])
+    await call("GET", "/v2/acme/app/tags/list", headers=bearer(jwt_token))
+    await call("GET", "/api/v1/user/", headers=bearer(jwt_token))  # 401: not an API credential
+
+    # Failed, malformed and throttled logins, and validation errors, echo nothing.
+    for _ in range(6):
+        await call("POST", "/api/v1/signin", json={"username": "bob", "password": WRONG_PASSWORD})
+        await call("GET", "/v2/auth", headers=basic("bob", WRONG_PASSWORD))
+        await call("GET", "/api/v1/user/", headers=basic("bob", WRONG_PASSWORD))
+    long_password = WRONG_PASSWORD * 400
+    await call("POST", "/api/v1/signin", json={"username": "bob", "password": long_password})
+    await call("GET", "/v2/", headers=basic("bo\x00b", WRONG_PASSWORD))
+    await call("GET", "/v2/", headers={"Authorization": f"Basic {WRONG_PASSWORD}"})
+    await call("GET", "/v2/", headers={"Authorization": f"Bearer {WRONG_PASSWORD}"})
+
+    # Mirror bodies that fail validation must not echo the upstream password.
+    robot = await call("PUT", "/api/v1/user/robots/mirror", headers=auth)
+    call.created(robot.json()["token"])
+    base = "/api/v1/repository/acme/app/mirror"
+    bad_bodies = [
+        {"external_registry_password": upstream_password, "external_reference": "x/y"},
+        {"external_registry_password": {"value": upstream_password}},
+        {"external_registry_password": [upstream_password]},
+        {
+            "external_reference": 5,
+            "external_registry_username": "u",
+            "external_registry_password": upstream_password,
+        },
+    ]
+    for body in bad_bodies:
+        response = await call("POST", base, headers=auth, json=body)
+        assert response.status_code == 400, response.text
+        response = await call("PUT", base, headers=auth, json=body)
+        assert response.status_code in (400, 404), response.text
+
+    secrets = {
+        "password": WORLD_PASSWORD,
+        "wrong password": WRONG_PASSWORD,
+        "session cookie": cookie,
+        "csrf token": csrf,
+        "registry token": jwt_token,
+        "upstream password": upstream_password,
+        "SECRET_KEY": settings.secret("SECRET_KEY"),
+        "DATABASE_SECRET_KEY": settings.secret("DATABASE_SECRET_KEY"),
+        "robot token": world.robot_token,
+        **{f"token of {user}": token for user, token in world.tokens.items()},
+    }
+    secrets |= {f"created {i}": s for i, (_, _, c) in enumerate(call.bodies) for s in c}
+    leaks = [
+        f"{name} in response of {what}"
+        for what, text, allowed in call.bodies
+        for name, secret in secrets.items()
+        if secret in text and secret not in allowed
+    ]
+    assert not leaks, leaks
+
+    async with world.db.transaction(readonly=True) as session_:
+        entries = (await session_.execute(select(AuditLog))).scalars().all()
+    for entry in entries:
+        dumped = json.dumps(
+            [entry.kind, entry.namespace, entry.repository, entry.performer, entry.metadata_json]
+        )
+        for name, secret in secrets.items():
+            assert secret not in dumped, f"{name} in audit entry {entry.kind}"
+    assert caplog.records
     for record in caplog.records:
         text = " ".join(
             [record.getMessage(), repr(record.args), record.exc_text or "", str(record.__dict__)]

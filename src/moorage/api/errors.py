@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 from moorage import errors as e
 from moorage.api.registry.common import API_VERSION
 from moorage.api.registry.errors import error_body, handle_registry_error
+from moorage.services.login_throttle import LoginThrottled
 
 API_STATUS: tuple[tuple[type[e.ApiError], int], ...] = (
     (e.NotFound, 404),
@@ -30,7 +31,13 @@ API_STATUS: tuple[tuple[type[e.ApiError], int], ...] = (
 
 
 def problem(
-    request: Request, status: int, message: str, error_type: str, **extra: Any
+    request: Request,
+    status: int,
+    message: str,
+    error_type: str,
+    *,
+    response_headers: dict[str, str] | None = None,
+    **extra: Any,
 ) -> JSONResponse:
     base = str(request.base_url).rstrip("/")
     body = {
@@ -43,8 +50,10 @@ def problem(
         "status": status,
         **extra,
     }
-    headers = {"WWW-Authenticate": 'Bearer realm="moorage"'} if status == 401 else None
-    return JSONResponse(body, status_code=status, headers=headers)
+    out = dict(response_headers or {})
+    if status == 401:
+        out["WWW-Authenticate"] = 'Bearer realm="moorage"'
+    return JSONResponse(body, status_code=status, headers=out)
 
 
 async def handle_api_error(request: Request, exc: Exception) -> Response:
@@ -95,9 +104,25 @@ async def handle_registry_error_anywhere(request: Request, exc: Exception) -> Re
     return problem(request, status, exc.message, error_type)
 
 
+async def handle_login_throttled(request: Request, exc: Exception) -> Response:
+    """429 with Retry-After: the OCI envelope (TOOMANYREQUESTS) under /v2/, problem JSON else."""
+    assert isinstance(exc, LoginThrottled)
+    headers = {"Retry-After": str(exc.retry_after)}
+    if request.url.path.startswith("/v2/"):
+        return JSONResponse(
+            error_body("TOOMANYREQUESTS", exc.message, exc.detail),
+            status_code=429,
+            headers={**API_VERSION, **headers},
+        )
+    return problem(
+        request, 429, exc.message, "too_many_requests", response_headers=headers, **exc.detail
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(e.RegistryError, handle_registry_error_anywhere)
     app.add_exception_handler(e.ApiError, handle_api_error)
     app.add_exception_handler(RequestValidationError, handle_validation_error)
     app.add_exception_handler(StarletteHTTPException, handle_http_exception)
     app.add_exception_handler(e.StorageKeyInvalid, handle_storage_key)
+    app.add_exception_handler(LoginThrottled, handle_login_throttled)

@@ -67,7 +67,9 @@ def peek(value: str, now: int) -> SessionClaims | None:
     if len(parts) != 5 or parts[0] != VERSION:
         return None
     _, account_id, username, expires, _mac_value = parts
-    if not (account_id.isdigit() and expires.isdigit() and username):
+    # isascii(): str.isdigit() also accepts "²", which int() refuses.
+    numbers = account_id + expires
+    if not (numbers.isascii() and account_id.isdigit() and expires.isdigit() and username):
         return None
     claims = SessionClaims(int(account_id), username, int(expires))
     if claims.expires <= now or claims.expires > now + SESSION_SECONDS:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from moorage.errors import DigestInvalid
 
 _ALGORITHMS = {"sha256": 64, "sha512": 128}
-_DIGEST_RE = re.compile(r"^([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$")
+_DIGEST_RE = re.compile(r"^([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)\Z")
 
 
 @dataclass(frozen=True, slots=True, order=True)

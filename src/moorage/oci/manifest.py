@@ -130,6 +130,10 @@ def parse_manifest(
         doc = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ManifestInvalid(f"manifest is not valid JSON: {exc}") from exc
+    except ValueError as exc:  # an integer of more than 4300 digits
+        raise ManifestInvalid("manifest contains a number too large to read") from exc
+    except RecursionError as exc:
+        raise ManifestInvalid("manifest is nested too deeply") from exc
     if not isinstance(doc, dict):
         raise ManifestInvalid("manifest must be a JSON object")
     media_type = resolve_media_type(content_type, doc)

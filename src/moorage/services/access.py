@@ -33,7 +33,7 @@ MirrorRobotLookup = Callable[[AsyncSession, int], Awaitable[str | None]]
 def parse_basic(value: str) -> tuple[str, str] | None:
     try:
         decoded = base64.b64decode(value, validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
+    except (binascii.Error, UnicodeDecodeError, ValueError):  # ValueError: not ASCII ("²")
         return None
     username, sep, password = decoded.partition(":")
     return (username, password) if sep else None

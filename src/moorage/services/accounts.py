@@ -24,9 +24,11 @@ from moorage.db.queries.accounts import AccountQueries
 from moorage.errors import Conflict, InvalidRequest, NotFound
 from moorage.services.audit import Actor, record
 
-USERNAME_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
-ROBOT_SHORT_RE = re.compile(r"^[a-z][a-z0-9_]{1,254}$")
+USERNAME_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*\Z")
+ROBOT_SHORT_RE = re.compile(r"^[a-z][a-z0-9_]{1,254}\Z")
 OAUTH_USER = "$oauthtoken"
+# Compared against when a robot name is unknown: no token hashes to it (64 non-hex characters).
+_NO_ROBOT_HASH = "-" * 64
 
 # Returns True when a robot is used by something that forbids deleting it (a mirror).
 RobotInUse = Callable[[AsyncSession, int], Awaitable[bool]]
@@ -38,6 +40,11 @@ def validate_username(name: str) -> str:
             f"Invalid namespace {name!r}: use 2-255 lowercase letters, digits, '.', '_' or '-'"
         )
     return name
+
+
+def is_plausible_name(name: str) -> bool:
+    """Could ``name`` name an account? (Cheap pre-check before a lookup by name.)"""
+    return 0 < len(name) <= 255 and "\x00" not in name
 
 
 def split_robot(name: str) -> tuple[str, str]:
@@ -77,15 +84,20 @@ class AccountService:
         """Basic credentials: user+password, robot+token, or $oauthtoken+access token."""
         if username == OAUTH_USER:
             return await self.authenticate_token(secret)
-        async with self.db.transaction(readonly=True) as session:
-            account = await AccountQueries(session).by_name(username)
-        if account is None or not account.enabled or account.kind == AccountKind.ORGANIZATION:
+        account = None
+        if is_plausible_name(username):  # PostgreSQL refuses NUL characters in text
+            async with self.db.transaction(readonly=True) as session:
+                account = await AccountQueries(session).by_name(username)
+        if "+" in username:
+            # Only robots have a '+' in their name. A missing or disabled robot costs the same
+            # hash-and-compare as a wrong token, so timing does not tell which robots exist.
+            robot = account if account is not None and account.kind == AccountKind.ROBOT else None
+            stored = robot.secret_hash if robot is not None else None
+            matches = token_matches(stored or _NO_ROBOT_HASH, secret)
+            return self.principal_for(robot) if matches and robot and robot.enabled else None
+        if account is None or not account.enabled or account.kind != AccountKind.USER:
             await verify_password(None, secret)
             return None
-        if account.kind == AccountKind.ROBOT:
-            return (
-                self.principal_for(account) if token_matches(account.secret_hash, secret) else None
-            )
         if await verify_password(account.secret_hash, secret):
             return self.principal_for(account)
         return None
@@ -139,6 +151,8 @@ class AccountService:
             return await AccountQueries(session).count_users() > 0
 
     async def get(self, name: str) -> Account:
+        if not is_plausible_name(name):
+            raise NotFound("Not Found")
         async with self.db.transaction(readonly=True) as session:
             account = await AccountQueries(session).by_name(name)
         if account is None:

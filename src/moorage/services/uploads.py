@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
@@ -35,13 +36,20 @@ class UploadStatus:
     size: int
 
 
-async def limit_size(chunks: AsyncIterable[bytes], limit: int) -> AsyncIterator[bytes]:
-    """Pass chunks through, failing as soon as more than ``limit`` bytes arrive."""
+async def limit_size(
+    chunks: AsyncIterable[bytes], limit: int, maximum: int | None = None
+) -> AsyncIterator[bytes]:
+    """Pass chunks through, failing as soon as more than ``limit`` bytes arrive.
+
+    ``maximum`` is the blob size limit the error names (``limit`` is what is left of it).
+    """
     seen = 0
     async for chunk in chunks:
         seen += len(chunk)
         if seen > limit:
-            raise PayloadTooLarge(f"blob exceeds the maximum size of {limit} bytes")
+            raise PayloadTooLarge(
+                f"blob exceeds the maximum size of {limit if maximum is None else maximum} bytes"
+            )
         yield chunk
 
 
@@ -102,7 +110,7 @@ class UploadService:
             )
         hasher = self.hash_cache.take(upload.id, upload.size)
         key = paths.upload_chunk_key(upload.id, upload.chunk_count, uuid.uuid4().hex[:12])
-        limited = limit_size(chunks, self.max_blob_size - upload.size)
+        limited = limit_size(chunks, self.max_blob_size - upload.size, self.max_blob_size)
         added = await self.storage.write(key, limited, hasher.update if hasher else None)
         async with self.db.transaction() as session:
             advanced = await UploadQueries(session).advance(upload, key, added)
@@ -141,8 +149,14 @@ class UploadService:
         return upload.size
 
     async def monolithic(self, repo: RepoRef, digest: Digest, chunks: AsyncIterable[bytes]) -> int:
+        """Start, receive and complete in one request; a refused body leaves no session behind."""
         status = await self.start(repo)
-        return await self.complete(repo, status.id, digest, chunks)
+        try:
+            return await self.complete(repo, status.id, digest, chunks)
+        except Exception:  # too large, a digest mismatch, the client went away ...
+            with contextlib.suppress(Exception):
+                await self._discard(status.id)
+            raise
 
     async def cancel(self, repo: RepoRef, upload_id: str) -> None:
         await self._get(repo, upload_id)

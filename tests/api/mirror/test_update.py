@@ -78,7 +78,7 @@ async def test_put_missing_json_body(mirror: MirrorEnv) -> None:
         ({"external_registry_config": {"verify_tls": None}}, "None is not of type 'boolean'"),
         ({"external_reference": 5}, "5 is not of type 'string'"),
         ({"external_registry_username": 123}, "123 is not of type 'string', 'null'"),
-        ({"external_registry_password": 41}, "41 is not of type 'string', 'null'"),
+        ({"external_registry_password": 41}, "'********' is not of type 'string', 'null'"),
         ({"sync_interval": -5}, "-5 is less than the minimum of 1"),
         ({"sync_interval": 0}, "0 is less than the minimum of 1"),
         ({"sync_interval": "abc"}, "'abc' is not of type 'integer'"),

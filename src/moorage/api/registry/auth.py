@@ -5,9 +5,11 @@ from __future__ import annotations
 from starlette.datastructures import Headers
 from starlette.requests import Request
 
+from moorage.api.deps import client_address, login_throttle
 from moorage.auth.permissions import AccessController, Principal
 from moorage.config import Settings
 from moorage.errors import Denied, Unauthorized
+from moorage.services.access import parse_basic
 
 
 class ChallengeUnauthorized(Unauthorized):
@@ -37,12 +39,30 @@ async def authenticate(request: Request) -> Principal:
     if isinstance(cached, Principal):
         return cached
     access: AccessController = request.app.state.access
+    login = basic_username(request.headers.get("authorization", ""))
+    throttle = login_throttle(request) if login is not None else None
+    address = client_address(request)
+    if throttle is not None:
+        throttle.check(login, address)
     try:
         principal = await access.authenticate(request.headers)
     except Unauthorized as exc:
+        if throttle is not None:
+            throttle.failed(login, address)
         raise ChallengeUnauthorized(exc.message, challenge(request)) from exc
+    if throttle is not None:
+        throttle.succeeded(login, address)
     request.state.principal = principal
     return principal
+
+
+def basic_username(authorization: str) -> str | None:
+    """The username of Basic credentials (a password or robot-token login), else None."""
+    scheme, _, credential = authorization.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    parsed = parse_basic(credential.strip())
+    return parsed[0] if parsed is not None else ""
 
 
 async def require(request: Request, repository: str, *actions: str) -> Principal:

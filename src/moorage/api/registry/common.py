@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from urllib.parse import urlencode
 
@@ -11,12 +12,20 @@ from moorage.errors import BlobUploadInvalid
 
 API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
 MAX_PAGE = 10_000
+# ASCII digits only: str.isdigit() also accepts "²" or "①", which int() then refuses.
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def _is_number(text: str) -> bool:
+    return _DIGITS.fullmatch(text) is not None
 
 
 def page_params(request: Request, default: int | None) -> tuple[int | None, str | None]:
     """Parse ``n`` and ``last`` query parameters."""
     raw = request.query_params.get("n")
     last = request.query_params.get("last") or None
+    if last is not None and "\x00" in last:
+        raise BlobUploadInvalid("invalid last: NUL characters are not allowed")
     if raw is None or raw == "":
         return default, last
     try:
@@ -58,7 +67,7 @@ def parse_content_range(value: str | None) -> tuple[int, int] | None:
             text = text[len(prefix) :]
     text = text.split("/", 1)[0]
     start_s, sep, end_s = text.partition("-")
-    if not sep or not start_s.isdigit() or not end_s.isdigit():
+    if not sep or not _is_number(start_s) or not _is_number(end_s):
         raise BlobUploadInvalid(f"invalid Content-Range {value!r}")
     start, end = int(start_s), int(end_s)
     if end < start:
@@ -75,7 +84,7 @@ def parse_range(value: str | None, size: int) -> tuple[int, int] | None:
     if not value or not value.startswith("bytes=") or "," in value or size == 0:
         return None
     start_s, _, end_s = value[len("bytes=") :].strip().partition("-")
-    if not (start_s or end_s) or not (start_s + end_s).isdigit():
+    if not (start_s or end_s) or not _is_number(start_s + end_s):
         return None
     if start_s == "":
         suffix = int(end_s)

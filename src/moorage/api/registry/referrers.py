@@ -22,9 +22,10 @@ async def list_referrers(request: Request) -> Response:
     # referrers tag schema): a repository that does not exist simply has no referrers.
     repo = await svc.repositories.find(name)
     artifact_type = request.query_params.get("artifactType") or None
-    descriptors = (
-        [] if repo is None else await svc.manifests.referrers(repo, subject, artifact_type)
-    )
+    # No stored artifact type holds a NUL (PostgreSQL cannot even compare with one).
+    descriptors = []
+    if repo is not None and not (artifact_type is not None and "\x00" in artifact_type):
+        descriptors = await svc.manifests.referrers(repo, subject, artifact_type)
     headers = {**API_VERSION}
     if artifact_type:
         headers["OCI-Filters-Applied"] = "artifactType"

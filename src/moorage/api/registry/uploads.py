@@ -12,7 +12,13 @@ from moorage.api.registry.auth import require
 from moorage.api.registry.common import API_VERSION, parse_content_range
 from moorage.api.registry.errors import registry_error_response
 from moorage.auth.permissions import PULL, PUSH
-from moorage.errors import DigestInvalid, RangeNotSatisfiable, RegistryError, SizeInvalid
+from moorage.errors import (
+    DigestInvalid,
+    PayloadTooLarge,
+    RangeNotSatisfiable,
+    RegistryError,
+    SizeInvalid,
+)
 from moorage.oci.digest import Digest
 from moorage.services.repositories import RepoRef
 from moorage.services.uploads import UploadStatus
@@ -30,7 +36,16 @@ def _body(request: Request) -> AsyncIterator[bytes] | None:
 
 def _declared_length(request: Request) -> int | None:
     raw = request.headers.get("content-length")
-    return int(raw) if raw and raw.isdigit() else None
+    return int(raw) if raw and raw.isascii() and raw.isdigit() else None
+
+
+def _refuse_oversized(request: Request, limit: int) -> None:
+    """413 before reading a body whose declared length alone exceeds the largest blob."""
+    declared = _declared_length(request)
+    if declared is not None and declared > limit:
+        raise PayloadTooLarge(
+            f"Content-Length {declared} exceeds the maximum blob size of {limit} bytes"
+        )
 
 
 def _upload_headers(name: str, status: UploadStatus) -> dict[str, str]:
@@ -75,6 +90,7 @@ async def start_upload(request: Request) -> Response:
             return _created(name, digest)
     if "digest" in request.query_params:
         digest = _digest_param(request)
+        _refuse_oversized(request, svc.uploads.max_blob_size)
         body = _body(request) or _empty()
         size = await svc.uploads.monolithic(repo, digest, body)
         _check_length(request, size)
@@ -111,6 +127,7 @@ async def patch_upload(request: Request) -> Response:
     await require(request, name, PULL, PUSH)
     svc = services(request)
     repo = await svc.repositories.get(name)
+    _refuse_oversized(request, svc.uploads.max_blob_size)
     start = _checked_range(request)
     upload_id = request.path_params["upload_id"]
     try:
@@ -142,6 +159,7 @@ async def complete_upload(request: Request) -> Response:
     svc = services(request)
     repo = await svc.repositories.get(name)
     digest = _digest_param(request)
+    _refuse_oversized(request, svc.uploads.max_blob_size)
     upload_id = request.path_params["upload_id"]
     body = _body(request)
     start = _checked_range(request) if body is not None else None

@@ -7,6 +7,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from moorage.api.deps import client_address, login_throttle
+from moorage.api.registry.auth import basic_username
 from moorage.auth import scopes as sc
 from moorage.auth import sessions
 from moorage.auth.permissions import Principal
@@ -14,6 +16,7 @@ from moorage.config import Settings
 from moorage.db.models import AccountKind
 from moorage.errors import (
     AuthenticationRequired,
+    InvalidRequest,
     NotFound,
     PermissionDenied,
     ServiceReadOnly,
@@ -89,10 +92,20 @@ async def get_principal(request: Request) -> Principal:
                 ):
                     raise PermissionDenied("Invalid or missing CSRF token")
             return principal
+    login = basic_username(request.headers.get("authorization", ""))
+    throttle = login_throttle(request) if login is not None else None
+    address = client_address(request)
+    if throttle is not None:
+        throttle.check(login, address)
     try:
-        return await access.principal_from_headers(request.headers, audience=None)
+        principal = await access.principal_from_headers(request.headers, audience=None)
     except Unauthorized as exc:
+        if throttle is not None:
+            throttle.failed(login, address)
         raise AuthenticationRequired("Invalid credentials") from exc
+    if throttle is not None:
+        throttle.succeeded(login, address)
+    return principal
 
 
 async def get_user(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
@@ -104,6 +117,13 @@ async def get_user(principal: Annotated[Principal, Depends(get_principal)]) -> P
 def get_actor(request: Request, principal: Annotated[Principal, Depends(get_principal)]) -> Actor:
     ip = request.client.host if request.client else None
     return Actor(principal, ip, request.headers.get("user-agent"))
+
+
+def no_nul_characters(request: Request) -> None:
+    """NUL cannot be stored in PostgreSQL text: refuse it in the path and the query (400)."""
+    query = request.query_params.multi_items()
+    if "\x00" in request.url.path or any("\x00" in k + v for k, v in query):
+        raise InvalidRequest("NUL characters are not allowed in the path or query")
 
 
 def writable(request: Request) -> None:

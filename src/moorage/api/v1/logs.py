@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Query
 from moorage.api.v1.deps import AccessDep, ManagementDep, PrincipalDep, UserDep, writable
 from moorage.api.v1.guards import check_namespace_admin, check_repo
 from moorage.api.v1.management_schemas import LogEntryRead, LogList, LogPerformer, format_date
+from moorage.api.v1.schemas import check_page_token
 from moorage.auth import scopes as sc
 from moorage.auth.permissions import API_ADMIN
 from moorage.db.models import AuditLog
@@ -51,6 +52,7 @@ async def list_repository_logs(
     next_page: str | None = None,
 ) -> LogList:
     await check_repo(access, principal, namespace, repository, API_ADMIN)
+    check_page_token(next_page, "before")
     page = await management.logs.repository_logs(
         namespace, repository, starttime, endtime, next_page
     )
@@ -68,4 +70,5 @@ async def list_organization_logs(
     next_page: str | None = None,
 ) -> LogList:
     await check_namespace_admin(access, principal, orgname, sc.ORG_ADMIN)
+    check_page_token(next_page, "before")
     return log_list(await management.logs.organization_logs(orgname, starttime, endtime, next_page))

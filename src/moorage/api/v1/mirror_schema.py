@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from jsonschema import Draft4Validator
-from jsonschema.exceptions import best_match
+from jsonschema.exceptions import ValidationError, best_match
 
 from moorage.errors import InvalidRequest
 
@@ -73,12 +73,28 @@ _CREATE = Draft4Validator(CREATE_SCHEMA)
 _UPDATE = Draft4Validator(UPDATE_SCHEMA)
 
 
+# Write-only values (GET shows "********"): never echoed in an error message.
+SECRET_KEYS = frozenset({"external_registry_password"})
+REDACTED = "'********'"
+
+
 def validate(body: Any, *, create: bool) -> dict[str, Any]:
-    """Return ``body`` if it satisfies the schema; else raise with jsonschema's message."""
+    """Return ``body`` if it satisfies the schema; else raise with jsonschema's message.
+
+    Only the message's first line is used (``str(error)`` appends the schema and the whole
+    instance, which would echo the upstream password), and a credential's value is redacted.
+    """
     if not isinstance(body, dict):
         raise InvalidRequest("Missing JSON body")
     validator = _CREATE if create else _UPDATE
     error = best_match(validator.iter_errors(body))
     if error is not None:
-        raise InvalidRequest(str(error))
+        raise InvalidRequest(_describe(error))
     return body
+
+
+def _describe(error: ValidationError) -> str:
+    message = str(error.message)
+    if SECRET_KEYS.intersection(str(part) for part in error.absolute_path):
+        message = message.replace(repr(error.instance), REDACTED)
+    return message

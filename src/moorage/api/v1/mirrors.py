@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from moorage.api.v1.deps import ActorDep, writable
 from moorage.api.v1.guards import AdminRepo
 from moorage.api.v1.mirror_schema import CREATE_SCHEMA, UPDATE_SCHEMA, validate
+from moorage.api.v1.schemas import MAX_INT64, contains_nul
 from moorage.db.models import MirrorRun, SyncStatus
 from moorage.errors import InvalidRequest
 from moorage.services.mirror_rules import format_date
@@ -27,9 +28,12 @@ def service(request: Request) -> MirrorService:
 async def json_body(request: Request) -> Any:
     raw = await request.body()
     try:
-        return json.loads(raw) if raw else None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        body = json.loads(raw) if raw else None
+    except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, too deep, huge number
         raise InvalidRequest("Missing JSON body") from exc
+    if contains_nul(body):
+        raise InvalidRequest("NUL characters are not allowed")
+    return body
 
 
 def run_body(run: MirrorRun) -> dict[str, Any]:
@@ -129,7 +133,7 @@ async def list_runs(
     repo: AdminRepo,
     request: Request,
     limit: int = Query(20, ge=1, le=200),
-    before: int | None = Query(None, ge=1, description="only runs with a smaller id"),
+    before: int | None = Query(None, ge=1, le=MAX_INT64, description="only runs with a smaller id"),
 ) -> dict[str, Any]:
     runs = await service(request).runs(repo.namespace, repo.name, limit, before)
     return {

@@ -15,6 +15,7 @@ from moorage.api.v1.schemas import (
     StateChange,
     Success,
     VisibilityChange,
+    check_page_token,
 )
 from moorage.auth import scopes as sc
 from moorage.auth.permissions import API_ADMIN, PULL, decide
@@ -69,6 +70,7 @@ async def list_repositories(
         public = True
     elif not principal.has_scope(sc.REPO_READ):
         raise PermissionDenied("Unauthorized")
+    check_page_token(next_page, "after")
     page = await management(request).repositories.list(principal, namespace, public, next_page)
     return RepositoryList(
         repositories=[summary(r) for r in page.repositories], next_page=page.next_page

@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import Field
 
+from moorage.api.deps import client_address, login_throttle
 from moorage.api.v1.deps import AccountsDep, SettingsDep, session_principal
 from moorage.api.v1.schemas import Request as RequestBody
 from moorage.auth import sessions
@@ -68,7 +69,14 @@ async def signin(
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/json":
         raise InvalidRequest("Content-Type must be application/json")
+    throttle = login_throttle(request)
+    address = client_address(request)
+    throttle.check(body.username, address)
     principal = await accounts.authenticate(body.username, body.password)
+    if principal is None:
+        throttle.failed(body.username, address)
+    else:
+        throttle.succeeded(body.username, address)
     if principal is None or principal.kind != "user" or principal.account_id is None:
         raise PermissionDenied(BAD_CREDENTIALS, detail={"success": False})
     try:

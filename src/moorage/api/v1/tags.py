@@ -23,6 +23,9 @@ from moorage.oci.digest import Digest
 from moorage.services.registry import RegistryServices
 from moorage.services.tags import DEFAULT_PAGE_SIZE, MAX_CONFIG_BYTES, ConfigReader, TagEntry
 
+# (page - 1) * page size becomes an SQL OFFSET: keep it far inside 64 bits.
+MAX_PAGE = 2**31 - 1
+
 router = APIRouter(tags=["tag"], dependencies=[Depends(writable)])
 log = logging.getLogger(__name__)
 
@@ -80,7 +83,7 @@ async def list_repository_tags(
     access: AccessDep,
     management: ManagementDep,
     registry: RegistryDep,
-    page: int = Query(1, description="1-based page index"),
+    page: int = Query(1, le=MAX_PAGE, description="1-based page index"),
     limit: int = Query(DEFAULT_PAGE_SIZE, description="page size, at most 100"),
     specific_tag: str = Query("", alias="specificTag", description="only this tag's history"),
     only_active: bool = Query(False, alias="onlyActiveTags", description="only alive tags"),

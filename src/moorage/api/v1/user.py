@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Response
 
 from moorage.api.v1.deps import AccountsDep, ActorDep, SettingsDep, UserDep, require_scope, writable
 from moorage.api.v1.schemas import (
+    MAX_INT64,
+    MIN_INT64,
     OrganizationSummary,
     TokenCreate,
     TokenCreated,
@@ -105,7 +109,10 @@ async def create_token(
 
 @router.delete("/user/tokens/{token_id}", status_code=204)
 async def revoke_token(
-    token_id: int, principal: UserDep, accounts: AccountsDep, actor: ActorDep
+    token_id: Annotated[int, Path(ge=MIN_INT64, le=MAX_INT64)],
+    principal: UserDep,
+    accounts: AccountsDep,
+    actor: ActorDep,
 ) -> Response:
     require_scope(principal, sc.USER_ADMIN)
     assert principal.account_id is not None
