@@ -160,7 +160,7 @@ def _patch_bytes_only() -> None:
         staging = paths.staging_key(str(uuid.uuid4()))
         try:
             async with self.blob_slots:
-                size = await self._download(descriptor, staging)
+                await self._download(descriptor, staging)
         finally:
             await asyncio.shield(
                 self.registry.blobs.storage.delete_prefix(staging.rsplit("/", 1)[0])

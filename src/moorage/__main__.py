@@ -13,8 +13,10 @@ import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
 from moorage import __version__
-from moorage.app import build, build_worker, create_app
+from moorage.app import build, build_deliverer, build_worker, create_app
 from moorage.cli_admin import register as register_admin
+from moorage.cli_fsck import register as register_fsck
+from moorage.cli_keys import register as register_keys
 from moorage.cli_mirror import mirror as mirror_cli
 from moorage.config import Settings, load_settings
 from moorage.configdoc import render as render_config_docs
@@ -23,6 +25,7 @@ from moorage.db.migrate import upgrade, upgrade_sync
 from moorage.errors import ConfigError
 from moorage.observability.logs import configure_logging
 from moorage.observability.metrics import Metrics
+from moorage.observability.worker_http import worker_listener
 from moorage.services.accounts import AccountService
 from moorage.services.gc import GarbageCollector, GcReport
 from moorage.services.registry import RegistryServices
@@ -121,23 +124,47 @@ async def _has_users(settings: Settings) -> bool:
 @main.command(help="Run only the mirror worker (any number may share one database).")
 @CONFIG_OPTION
 @click.option("--log-level", default="info", show_default=True)
-def worker(config_path: Path | None, log_level: str) -> None:
-    settings = _settings(config_path)
+@click.option(
+    "--metrics-host",
+    default=None,
+    help="Address of the /metrics and /health/instance listener (config WORKER_METRICS_HOST, "
+    "default 127.0.0.1).",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve /metrics and /health/instance on this port (config WORKER_METRICS_PORT; "
+    "default: no listener).",
+)
+def worker(
+    config_path: Path | None, log_level: str, metrics_host: str | None, metrics_port: int | None
+) -> None:
+    settings = _settings(
+        config_path, WORKER_METRICS_HOST=metrics_host, WORKER_METRICS_PORT=metrics_port
+    )
     _logging(log_level, settings)
     upgrade_sync(settings.database_url)
-    asyncio.run(_run_worker(settings))
+    try:
+        asyncio.run(_run_worker(settings, log_level))
+    except ConfigError as exc:
+        raise click.ClickException(exc.message) from exc
 
 
-async def _run_worker(settings: Settings) -> None:
+async def _run_worker(settings: Settings, log_level: str = "info") -> None:
     db = Database(settings.database_url, pool_size=settings.DB_POOL_SIZE)
     storage = build_driver(settings)
+    metrics = Metrics()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        wiring = build(settings, db, storage)
-        await build_worker(settings, wiring, Metrics()).run(stop)
+        async with worker_listener(settings, db, storage, metrics, log_level) as driver:
+            wiring = build(settings, db, driver)
+            worker = build_worker(settings, wiring, metrics)
+            deliverer = build_deliverer(settings, wiring, worker.owner)
+            await asyncio.gather(worker.run(stop), deliverer.run(stop))
     finally:
         await storage.close()
         await db.dispose()
@@ -159,10 +186,7 @@ def migrate(config_path: Path | None) -> None:
 def gc(config_path: Path | None, grace_seconds: int | None) -> None:
     settings = _settings(config_path)
     report = asyncio.run(_run_gc(settings, grace_seconds))
-    click.echo(
-        f"deleted {report.manifests_deleted} manifests, {report.blobs_deleted} blobs "
-        f"({report.bytes_freed} bytes), purged {report.uploads_purged} uploads"
-    )
+    click.echo(report.summary())
 
 
 async def _run_gc(settings: Settings, grace_seconds: int | None) -> GcReport:
@@ -185,6 +209,8 @@ def config_docs() -> None:
 
 
 register_admin(main, _settings)
+register_fsck(main, _settings)
+register_keys(main, _settings)
 main.add_command(mirror_cli)
 
 

@@ -18,7 +18,7 @@ from moorage.api.health import routes as health_routes
 from moorage.api.registry.auth import audience
 from moorage.api.registry.router import routes as registry_routes
 from moorage.api.v1.router import router as api_v1_router
-from moorage.auth.crypto import FieldCipher
+from moorage.auth.crypto import field_cipher
 from moorage.auth.permissions import AccessController, OpenAccess, Policy
 from moorage.config import Settings
 from moorage.db.engine import Database
@@ -34,6 +34,8 @@ from moorage.services.health import HealthService
 from moorage.services.management import ManagementServices
 from moorage.services.mirror_health import MirrorHealthService
 from moorage.services.mirrors import MirrorService, mirror_robot_lookup
+from moorage.services.notification_delivery import NotificationDeliverer
+from moorage.services.notifications import NotificationService
 from moorage.services.registry import RegistryServices
 from moorage.services.repo_cache import RepoCache
 from moorage.storage.base import StorageDriver
@@ -56,6 +58,7 @@ class Wiring:
     access: AccessController
     mirrors: MirrorService
     mirror_health: MirrorHealthService
+    notifications: NotificationService
 
 
 def build(
@@ -80,6 +83,7 @@ def build(
             return audience(headers, settings)
 
         access = RegistryAccess(access_service, _audience)
+    ssrf = SsrfGuard(settings.SSRF_ALLOWED_HOSTS, resolver or system_resolver)
     return Wiring(
         db=db,
         storage=storage,
@@ -91,10 +95,11 @@ def build(
         mirror_health=MirrorHealthService(db, settings.REPO_MIRROR_WORKER_REPLICAS),
         mirrors=MirrorService(
             db,
-            FieldCipher(settings.secret("DATABASE_SECRET_KEY")),
-            SsrfGuard(settings.SSRF_ALLOWED_HOSTS, resolver or system_resolver),
+            field_cipher(settings),
+            ssrf,
             settings.FEATURE_SPARSE_INDEX,
         ),
+        notifications=NotificationService(db, settings, ssrf),
     )
 
 
@@ -103,10 +108,17 @@ def build_worker(settings: Settings, wiring: Wiring, metrics: Metrics) -> Mirror
         settings=settings,
         db=wiring.db,
         registry=wiring.services,
-        cipher=FieldCipher(settings.secret("DATABASE_SECRET_KEY")),
+        cipher=field_cipher(settings),
         ssrf=wiring.mirrors.ssrf,
     )
     return MirrorWorker(env, metrics.mirror, heartbeat=wiring.mirror_health.beat)
+
+
+def build_deliverer(settings: Settings, wiring: Wiring, owner: str) -> NotificationDeliverer:
+    """The notification delivery loop; it runs wherever a mirror worker runs."""
+    deliverer = NotificationDeliverer(settings, wiring.db, wiring.notifications.ssrf, owner)
+    wiring.notifications.on_queued = deliverer.wake
+    return deliverer
 
 
 async def purge_uploads_forever(settings: Settings, wiring: Wiring, stop: asyncio.Event) -> None:
@@ -149,11 +161,13 @@ def create_app(
         app.state.metrics = metrics
         app.state.health = HealthService(db, wiring.storage)
         stop = asyncio.Event()
-        worker_task = None
+        worker_task = deliver_task = None
         if run_worker and settings.FEATURE_REPO_MIRROR:
             worker = build_worker(settings, wiring, metrics)
             wiring.mirrors.on_sync_now = worker.wake
             worker_task = asyncio.create_task(worker.run(stop))
+            deliverer = build_deliverer(settings, wiring, worker.owner)
+            deliver_task = asyncio.create_task(deliverer.run(stop))
         purge_task = None
         if maintenance:
             purge_task = asyncio.create_task(purge_uploads_forever(settings, wiring, stop))
@@ -161,7 +175,7 @@ def create_app(
             yield
         finally:
             stop.set()
-            for task in (worker_task, purge_task):
+            for task in (worker_task, deliver_task, purge_task):
                 if task is not None:
                     await task
             uninstrument_db()

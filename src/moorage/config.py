@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     SECRET_KEY: SecretStr | None = Field(
         None, description="key signing registry tokens and sessions; generated into DATA_DIR"
     )
+    DATABASE_SECRET_KEY_PREVIOUS: list[SecretStr] = Field(
+        default_factory=list,
+        description="former DATABASE_SECRET_KEY values, still accepted for decryption (never "
+        "for encryption) until `moorage admin rotate-secret-key` has re-encrypted everything",
+    )
 
     # --- registry limits ------------------------------------------------------------------
     MAXIMUM_LAYER_SIZE: int = Field(20 * 1024**3, description="largest accepted blob, e.g. 20G")
@@ -97,6 +102,28 @@ class Settings(BaseSettings):
     )
     INSECURE_OPEN_REGISTRY_NO_AUTH: bool = Field(
         False, description="DANGER: anyone may pull and push anything. For tests only."
+    )
+
+    # --- login throttling (per process: each node counts its own failures) ------------------
+    LOGIN_THROTTLE_USER_FAILURES: int = Field(
+        5,
+        ge=0,
+        description="failed password/robot-token logins of one username before each further "
+        "failure doubles its wait (1 s, 2 s, 4 s ...; 429 + Retry-After meanwhile); 0: off",
+    )
+    LOGIN_THROTTLE_IP_FAILURES: int = Field(
+        50,
+        ge=0,
+        description="the same for one client address; users who recently signed in from that "
+        "address are exempt; 0: off",
+    )
+    LOGIN_THROTTLE_MAX_SECONDS: int = Field(
+        300, ge=1, description="longest wait imposed after failed logins"
+    )
+    LOGIN_THROTTLE_WINDOW_SECONDS: int = Field(
+        900,
+        ge=1,
+        description="failure counters are forgotten this long after their last failure",
     )
 
     # --- repository mirroring (Quay's keys) ------------------------------------------------
@@ -117,14 +144,48 @@ class Settings(BaseSettings):
     REPO_MIRROR_CA_BUNDLE: str | None = Field(
         None, description="PEM file of extra CAs trusted for upstream registries"
     )
-    REPO_MIRROR_TAG_CONCURRENCY: int = Field(4, ge=1, description="tags copied at once per sync")
+    REPO_MIRROR_TAG_CONCURRENCY: int = Field(
+        16,
+        ge=1,
+        description="tags in progress at once per sync (their downloads share the connections "
+        "below; a tag's skopeo_timeout counts from its start)",
+    )
     REPO_MIRROR_CONNECTIONS_PER_HOST: int = Field(
-        6, ge=1, description="parallel blob downloads (and connections) per sync"
+        8, ge=1, description="parallel blob downloads (and connections) per sync"
     )
     REPO_MIRROR_MAX_CONCURRENT_SYNCS: int = Field(4, ge=1, description="syncs per worker")
     REPO_MIRROR_WORKER: bool = Field(True, description="run the mirror worker inside `serve`")
+    WORKER_METRICS_PORT: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="port on which a standalone `moorage worker` serves /metrics and "
+        "/health/instance; default: none (no HTTP listener)",
+    )
+    WORKER_METRICS_HOST: str = Field(
+        "127.0.0.1", description="address the `moorage worker` metrics listener binds to"
+    )
     REPO_MIRROR_LEASE_SECONDS: int = Field(
         60, ge=10, description="a sync lease not renewed for this long is taken over"
+    )
+
+    # --- repository notifications (webhooks), delivered where the mirror worker runs --------
+    NOTIFICATION_SEND_TIMEOUT: float = Field(
+        10.0, gt=0, le=300, description="seconds one webhook attempt may take (Quay's key)"
+    )
+    NOTIFICATION_RETRY_ATTEMPTS: int = Field(
+        5, ge=1, le=50, description="attempts per webhook delivery before it counts as failed"
+    )
+    NOTIFICATION_RETRY_BACKOFF_SECONDS: float = Field(
+        10.0,
+        gt=0,
+        description="wait before the second attempt; doubles for each further one (max 1 h)",
+    )
+    NOTIFICATION_POLL_SECONDS: float = Field(
+        2.0, gt=0, le=300, description="seconds between polls of the notification queue"
+    )
+    NOTIFICATION_CA_BUNDLE: str | None = Field(
+        None, description="PEM file of extra CAs trusted for https webhook receivers"
     )
 
     # --- features -------------------------------------------------------------------------
@@ -138,6 +199,13 @@ class Settings(BaseSettings):
     @classmethod
     def _size(cls, value: int | str) -> int:
         return parse_size(value)
+
+    @field_validator("DATABASE_SECRET_KEY_PREVIOUS")
+    @classmethod
+    def _previous_keys_not_empty(cls, value: list[SecretStr]) -> list[SecretStr]:
+        if any(not key.get_secret_value() for key in value):
+            raise ValueError("an empty key is not a key")
+        return value
 
     @model_validator(mode="after")
     def _storage_preference_known(self) -> Settings:

@@ -43,6 +43,9 @@ ORG_ROBOT = "/api/v1/organization/{orgname}/robots/{robot_shortname}"
 USER_ROBOT = "/api/v1/user/robots/{robot_shortname}"
 PERM = f"{REPO}/permissions/user/{{username}}"
 MIRROR = f"{REPO}/mirror"
+NOTIFICATION = f"{REPO}/notification"
+# An unknown notification: GET answers 404, the other routes Quay's 400.
+NO_NOTIFICATION = {"uuid": "00000000-0000-0000-0000-000000000000"}
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,13 @@ class Rule:
     body: Any = None
     params: dict[str, str] = field(default_factory=dict)
     also_ok: frozenset[int] = frozenset()  # statuses besides 2xx/404 that mean "allowed"
+
+
+@pytest.fixture
+def api_overrides() -> dict[str, Any]:
+    # Every caller signs in as alice with a wrong password: the per-user login throttle
+    # (tests/security/test_login_throttle.py) would answer 429 from the sixth on.
+    return {"LOGIN_THROTTLE_USER_FAILURES": 0}
 
 
 NEW = {"robot_shortname": "new_{who}"}
@@ -114,6 +124,30 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", f"{MIRROR}/sync-now"): Rule("repo_admin", (sc.REPO_ADMIN,)),
     ("POST", f"{MIRROR}/sync-cancel"): Rule("repo_admin", (sc.REPO_ADMIN,)),
     ("GET", f"{MIRROR}/runs"): Rule("repo_admin", (sc.REPO_ADMIN,)),
+    # repository notifications (a global IP literal: created without any DNS lookup)
+    ("GET", f"{NOTIFICATION}/"): Rule("repo_admin", (sc.REPO_ADMIN,)),
+    ("POST", f"{NOTIFICATION}/"): Rule(
+        "repo_admin",
+        (sc.REPO_ADMIN,),
+        body={
+            "event": "repo_mirror_sync_failed",
+            "method": "webhook",
+            "config": {"url": "https://93.184.215.14/hook"},
+            "eventConfig": {},
+        },
+    ),
+    ("GET", f"{NOTIFICATION}/{{uuid}}"): Rule(
+        "repo_admin", (sc.REPO_ADMIN,), params=NO_NOTIFICATION
+    ),
+    ("DELETE", f"{NOTIFICATION}/{{uuid}}"): Rule(
+        "repo_admin", (sc.REPO_ADMIN,), params=NO_NOTIFICATION, also_ok=frozenset({400})
+    ),
+    ("POST", f"{NOTIFICATION}/{{uuid}}"): Rule(
+        "repo_admin", (sc.REPO_ADMIN,), params=NO_NOTIFICATION, also_ok=frozenset({400})
+    ),
+    ("POST", f"{NOTIFICATION}/{{uuid}}/test"): Rule(
+        "repo_admin", (sc.REPO_ADMIN,), params=NO_NOTIFICATION, also_ok=frozenset({400})
+    ),
     # repositories
     ("POST", "/api/v1/repository"): Rule(
         "create_repo",
@@ -145,6 +179,7 @@ DEFAULT_PARAMS = {
     "tag": "latest",
     "username": "bob",
     "token_id": "999999",
+    **NO_NOTIFICATION,
 }
 CALLERS = ("anonymous", "outsider", "reader", "writer", "scopeless", "owner", "superuser")
 USER_OF = {

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from moorage.api.v1 import (
     logs,
     mirror_health,
     mirrors,
+    notifications,
     organizations,
     permissions,
     repositories,
@@ -16,11 +17,12 @@ from moorage.api.v1 import (
     tags,
     user,
 )
+from moorage.api.v1.deps import no_nul_characters
 from moorage.config import Settings
 
 
 def router(settings: Settings) -> APIRouter:
-    root = APIRouter(prefix="/api/v1")
+    root = APIRouter(prefix="/api/v1", dependencies=[Depends(no_nul_characters)])
     root.include_router(session.router)
     root.include_router(user.router)
     root.include_router(robots.router)
@@ -32,6 +34,7 @@ def router(settings: Settings) -> APIRouter:
     if settings.FEATURE_REPO_MIRROR:
         root.include_router(mirror_health.router)
         root.include_router(mirrors.router)
+        root.include_router(notifications.router)  # its events are all mirror events
         repositories.add_changestate(root)
     root.include_router(repositories.router)
     return root
