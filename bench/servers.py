@@ -5,11 +5,11 @@
 change without editing Moorage itself:
 
 * ``granian``: the same ASGI app under granian (1 worker) instead of uvicorn;
-* ``repo-cache``: under uvicorn with ``moorage serve``'s settings, with repository lookups
-  cached in process (bench/experiment_apps.py);
-* ``sqlite-lock``: likewise, with SQLite write transactions serialised by an asyncio.Lock;
-* ``switch-1ms``: under uvicorn, with ``sys.setswitchinterval(0.001)`` (GIL hand-over);
-* ``combined``: ``repo-cache`` and ``switch-1ms`` together.
+* ``switch-1ms``: under uvicorn with ``moorage serve``'s settings, with
+  ``sys.setswitchinterval(0.001)`` (GIL hand-over; bench/experiment_apps.py).
+
+(The repository cache and the queue for SQLite writers began here as experiments and are now
+part of Moorage.)
 """
 
 from __future__ import annotations
@@ -111,31 +111,11 @@ def moorage_granian(tmp_path: Path) -> AbstractContextManager[ServerHandle]:
     return _moorage_under("moorage-granian", _granian_command([]), tmp_path)
 
 
-def moorage_sqlite_write_lock(tmp_path: Path) -> AbstractContextManager[ServerHandle]:
-    return _moorage_under(
-        "moorage-sqlite-lock",
-        _uvicorn_command("bench.experiment_apps:sqlite_write_lock_app"),
-        tmp_path,
-    )
-
-
-def moorage_combined(tmp_path: Path) -> AbstractContextManager[ServerHandle]:
-    return _moorage_under(
-        "moorage-combined", _uvicorn_command("bench.experiment_apps:combined_app"), tmp_path
-    )
-
-
 def moorage_switch_interval(tmp_path: Path) -> AbstractContextManager[ServerHandle]:
     return _moorage_under(
         "moorage-switch-1ms",
         _uvicorn_command("bench.experiment_apps:switch_interval_app"),
         tmp_path,
-    )
-
-
-def moorage_repo_cache(tmp_path: Path) -> AbstractContextManager[ServerHandle]:
-    return _moorage_under(
-        "moorage-repo-cache", _uvicorn_command("bench.experiment_apps:repo_cache_app"), tmp_path
     )
 
 
@@ -146,8 +126,5 @@ SERVERS: dict[str, ServerFactory] = {
 }
 EXPERIMENTS: dict[str, ServerFactory] = {
     "granian": moorage_granian,
-    "repo-cache": moorage_repo_cache,
-    "sqlite-lock": moorage_sqlite_write_lock,
-    "combined": moorage_combined,
     "switch-1ms": moorage_switch_interval,
 }
