@@ -31,9 +31,20 @@ async def json_body(request: Request) -> Any:
         body = json.loads(raw) if raw else None
     except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, too deep, huge number
         raise InvalidRequest("Missing JSON body") from exc
-    if contains_nul(body):
+    if contains_nul(_without_checked_fields(body)):
         raise InvalidRequest("NUL characters are not allowed")
     return body
+
+
+# Fields whose own validation refuses control characters with Quay's texts (the reference
+# and the robot name): their NUL characters get those texts, not the generic one.
+_CHECKED_FIELDS = ("external_reference", "robot_username")
+
+
+def _without_checked_fields(body: Any) -> Any:
+    if not isinstance(body, dict):
+        return body
+    return {k: v for k, v in body.items() if k not in _CHECKED_FIELDS or not isinstance(v, str)}
 
 
 def run_body(run: MirrorRun) -> dict[str, Any]:
