@@ -25,4 +25,4 @@ echo "== ruff"
 echo "== mypy"
 .venv/bin/mypy
 echo "== pytest"
-.venv/bin/pytest -q "$@"
+.venv/bin/pytest -q --durations=25 "$@"

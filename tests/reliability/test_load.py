@@ -41,7 +41,7 @@ from tests.support.server import DOCKER_REGISTRY, ServerHandle, run_docker_regis
 pytestmark = pytest.mark.integration
 
 CLIENTS = int(os.environ.get("MOORAGE_LOAD_CLIENTS", "50"))
-LOAD_SECONDS = float(os.environ.get("MOORAGE_LOAD_SECONDS", "15"))
+LOAD_SECONDS = float(os.environ.get("MOORAGE_LOAD_SECONDS", "10"))
 MAX_ROUNDS = 400  # per client: a bound even on a very fast machine
 PASSWORD = "load test password"
 MANIFEST_ACCEPT = ", ".join(
