@@ -359,6 +359,27 @@ async def test_truncated_body(upstream: Upstream, base_config: Any, database: Da
         assert 0 < resumed <= 20_000
 
 
+@SQLITE_ONLY
+async def test_a_failing_tag_does_not_cancel_a_blob_another_tag_waits_for(
+    upstream: Upstream, base_config: Any, database: Database
+) -> None:
+    """v1 and v2 share their config blob. v2 lists first and starts its download; v1 then waits
+    for it; v2's layer turns out corrupt while the shared download is still running. v2 fails,
+    but the shared download goes on and v1 is stored complete (a CI run once lost v1 here)."""
+    config = sha256(upstream.images["v1"].config)
+    assert config == sha256(upstream.images["v2"].config)
+    async with mirrored(upstream, base_config, database) as m:
+        m.proxy.add("GET", r"/manifests/v1$", Drip(rate=1_000), times=1)  # ~0.5 s
+        shared = m.proxy.add("GET", f"/blobs/{config}$", Drip(rate=40), times=1)  # ~2 s
+        corrupt = m.proxy.add("GET", m.blob("v2"), Corrupt(rate=40_000), times=1)  # ~1 s
+        await m.expect_failure("digest_mismatch")
+        assert (shared.injected, corrupt.injected) == (1, 1)
+        assert sorted(await m.local_digests()) == ["v1"]
+        assert len(m.proxy.requests("GET", f"/blobs/{config}$")) == 1  # fetched once, shared
+        m.proxy.clear()
+        await m.expect_success()
+
+
 async def test_wrong_bytes(upstream: Upstream, base_config: Any, database: Database) -> None:
     async with mirrored(upstream, base_config, database) as m:
         blob = m.proxy.add("GET", m.blob("v2"), Corrupt(), times=1)

@@ -133,9 +133,10 @@ class Truncate:
 
 @dataclass(frozen=True)
 class Corrupt:
-    """Serve the body with one byte changed (same length)."""
+    """Serve the body with one byte changed (same length), paced at ``rate`` bytes/s if set."""
 
     json_digest: bool = False
+    rate: float | None = None
     name: ClassVar[str] = "corrupt"
 
 
@@ -711,7 +712,7 @@ class FaultProxy:
     ) -> bool:
         """Relay a body, applying a streaming fault; False when the connection was broken."""
         rate = self.rate
-        if isinstance(action, Drip):
+        if isinstance(action, Drip | Corrupt) and action.rate is not None:
             rate = action.rate if rate is None else min(rate, action.rate)
         cut: int | None = None
         if isinstance(action, Reset | Truncate):

@@ -41,6 +41,20 @@ class CopyStats:
 
 
 @dataclass
+class _Fetch:
+    """One blob this sync is providing, shared by every tag that needs it.
+
+    The download runs in its own task, so a tag that fails (and cancels its own waits) does not
+    cancel a download another tag still waits for; it is cancelled once no tag waits for it.
+    """
+
+    key: str
+    future: asyncio.Future[None]
+    task: asyncio.Task[None] | None = None
+    waiters: int = 0
+
+
+@dataclass
 class Copier:
     upstream: UpstreamClient
     registry: RegistryServices
@@ -49,7 +63,8 @@ class Copier:
     architectures: list[str] = field(default_factory=list)
     max_entries: int = 1000
     stats: CopyStats = field(default_factory=CopyStats)
-    _inflight: dict[str, asyncio.Future[None]] = field(default_factory=dict)
+    _inflight: dict[str, _Fetch] = field(default_factory=dict)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _commits: CommitQueue = field(init=False)
 
     def __post_init__(self) -> None:
@@ -168,28 +183,87 @@ class Copier:
     async def _ensure_blobs(self, blobs: tuple[Descriptor, ...]) -> None:
         """Make ``blobs`` present in the repository: linked if stored anywhere, else fetched.
 
-        A blob another tag of this sync is already providing is waited for, not fetched twice.
-        What this call provides is looked up in one read and linked in one write.
+        A blob another tag of this sync is already providing is waited for, not fetched twice;
+        if that tag gives it up (it failed or timed out) before the blob was stored, this tag
+        provides it itself. What one round provides is looked up in one read and linked in one
+        write.
         """
-        unique = {str(b.digest): b for b in blobs}
-        theirs = [self._inflight[key] for key in unique if key in self._inflight]
-        mine: dict[str, tuple[Descriptor, asyncio.Future[None]]] = {}
+        pending = {str(b.digest): b for b in blobs}
+        while pending:
+            pending = await self._ensure_round(pending)
+
+    async def _ensure_round(self, wanted: dict[str, Descriptor]) -> dict[str, Descriptor]:
+        """One round of ``_ensure_blobs``; returns the blobs given up by another tag."""
+        theirs = [self._inflight[key] for key in wanted if key in self._inflight]
+        mine: dict[str, _Fetch] = {}
         loop = asyncio.get_running_loop()
-        for key, descriptor in unique.items():
+        for key in wanted:
             if key not in self._inflight:
-                future: asyncio.Future[None] = loop.create_future()
-                self._inflight[key] = future
-                mine[key] = (descriptor, future)
+                mine[key] = self._inflight[key] = _Fetch(key, loop.create_future())
         try:
             to_fetch = await self._not_present(list(mine))
         except BaseException as exc:
             self._settle(mine.values(), exc)
             raise
         self._settle((mine[key] for key in mine if key not in to_fetch), None)
-        await _gather(
-            [self._provide(*mine[key]) for key in to_fetch]
-            + [asyncio.shield(future) for future in theirs]
-        )
+        for key in to_fetch:
+            fetch = mine[key]
+            fetch.task = asyncio.create_task(self._provide(wanted[key], fetch))
+            self._tasks.add(fetch.task)
+            fetch.task.add_done_callback(self._tasks.discard)
+        fetches = [mine[key] for key in to_fetch] + theirs
+        for fetch in fetches:
+            fetch.waiters += 1
+        try:
+            stored = await _gather([self._settled(fetch) for fetch in fetches])
+        finally:
+            for fetch in fetches:
+                fetch.waiters -= 1
+                if fetch.waiters == 0 and fetch.task is not None and not fetch.future.done():
+                    self._forget(fetch)  # a tag arriving now starts a fresh download
+                    fetch.task.cancel()
+        return {f.key: wanted[f.key] for f, ok in zip(fetches, stored, strict=True) if not ok}
+
+    async def _settled(self, fetch: _Fetch) -> bool:
+        """Wait for ``fetch``: True once stored, False if its owner gave it up unfinished."""
+        try:
+            await asyncio.shield(fetch.future)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if fetch.future.cancelled() and current is not None and not current.cancelling():
+                return False
+            raise
+        return True
+
+    async def _provide(self, descriptor: Descriptor, fetch: _Fetch) -> None:
+        try:
+            await self._fetch_blob(descriptor)
+        except Exception as exc:  # the waiters re-raise it; the task itself ends quietly
+            self._settle([fetch], exc)
+            return
+        except BaseException as exc:
+            self._settle([fetch], exc)
+            raise
+        self._settle([fetch], None)
+
+    def _forget(self, fetch: _Fetch) -> None:
+        if self._inflight.get(fetch.key) is fetch:
+            del self._inflight[fetch.key]
+
+    def _settle(self, fetches: Iterable[_Fetch], failure: BaseException | None) -> None:
+        """Resolve fetches; a failed blob is forgotten so a later tag retries it."""
+        for fetch in fetches:
+            if fetch.future.done():
+                continue
+            if failure is None:
+                fetch.future.set_result(None)
+                continue
+            self._forget(fetch)
+            if not isinstance(failure, Exception):  # cancelled
+                fetch.future.cancel()
+                continue
+            fetch.future.set_exception(failure)
+            fetch.future.exception()  # mark retrieved; waiters re-raise it themselves
 
     async def _not_present(self, digests: list[str]) -> set[str]:
         """Those of ``digests`` stored nowhere in the registry, after linking the others."""
@@ -209,31 +283,6 @@ class Copier:
             self.stats.blobs_linked += len(now_linked)
             missing |= known - now_linked
         return missing
-
-    async def _provide(self, descriptor: Descriptor, future: asyncio.Future[None]) -> None:
-        try:
-            await self._fetch_blob(descriptor)
-        except BaseException as exc:
-            self._settle([(descriptor, future)], exc)
-            raise
-        self._settle([(descriptor, future)], None)
-
-    def _settle(
-        self,
-        items: Iterable[tuple[Descriptor, asyncio.Future[None]]],
-        failure: BaseException | None,
-    ) -> None:
-        """Resolve in-flight futures; a failed blob is forgotten so a later tag retries it."""
-        for descriptor, future in items:
-            if failure is None:
-                future.set_result(None)
-                continue
-            self._inflight.pop(str(descriptor.digest), None)
-            if not isinstance(failure, Exception):  # cancelled
-                future.cancel()
-                continue
-            future.set_exception(failure)
-            future.exception()  # mark retrieved; waiters re-raise it themselves
 
     async def _fetch_blob(self, descriptor: Descriptor) -> None:
         storage = self.registry.blobs.storage
@@ -255,7 +304,13 @@ class Copier:
             await self.registry.blobs.storage.delete_prefix(source.rsplit("/", 1)[0])
 
     async def close(self) -> None:
-        """Wait for blob commits still running; call once the copy is over (or cancelled)."""
+        """Stop downloads no tag waits for, then wait for blob commits still running.
+
+        Call once the copy is over (or cancelled).
+        """
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._commits.close()
 
     async def _download(self, descriptor: Descriptor, staging: str) -> int:
@@ -277,10 +332,10 @@ class Copier:
             yield chunk
 
 
-async def _gather(coros: list[Any]) -> None:
+async def _gather(coros: list[Any]) -> list[Any]:
     """Run concurrently; on the first failure cancel the rest and re-raise that failure."""
     if not coros:
-        return
+        return []
     tasks = [asyncio.ensure_future(c) for c in coros]
     try:
         done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
@@ -293,6 +348,9 @@ async def _gather(coros: list[Any]) -> None:
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
     for task in done:
-        failure = None if task.cancelled() else task.exception()
+        if task.cancelled():  # what it waited for was cancelled: never go on as if present
+            raise asyncio.CancelledError
+        failure = task.exception()
         if failure is not None:
             raise failure
+    return [task.result() for task in tasks]
