@@ -25,4 +25,5 @@ echo "== ruff"
 echo "== mypy"
 .venv/bin/mypy
 echo "== pytest"
-.venv/bin/pytest -q --durations=25 "$@"
+# Two test processes by default (the CI machine has 2 cores); MOORAGE_TEST_WORKERS=0 runs in one.
+.venv/bin/pytest -q -n "${MOORAGE_TEST_WORKERS:-2}" --durations=25 "$@"
