@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import inspect
 import itertools
 import os
 import time
@@ -261,7 +262,7 @@ async def test_server_errors(upstream: Upstream, base_config: Any, database: Dat
     async with mirrored(upstream, base_config, database) as m:
         blob = m.blob("v2")
         permanent = m.proxy.add("GET", blob, error_status(503))
-        await m.expect_failure("protocol")
+        await m.expect_failure("unavailable")
         assert permanent.injected == ATTEMPTS
         assert sorted(await m.local_digests()) == ["v1"]  # v2 failed, v1 is complete
 
@@ -273,7 +274,7 @@ async def test_server_errors(upstream: Upstream, base_config: Any, database: Dat
         # A listing that keeps failing: nothing is pruned, nothing moves.
         m.proxy.clear()
         listing = m.proxy.add("GET", r"/tags/list", error_status(502))
-        await m.expect_failure("protocol")
+        await m.expect_failure("unavailable")
         assert listing.injected == ATTEMPTS
         assert await m.local_digests() == upstream.digests
 
@@ -534,6 +535,48 @@ async def test_source_name_resolving_inside_is_refused_at_sync(
             await m.check_invariants()
             assert await m.local_digests() == upstream.digests
         assert len(proxy.seen) == contacted
+
+
+def _connecting() -> bool:
+    """Whether the resolver was called to open a connection (not by a check before it)."""
+    return any(frame.function == "connect_tcp" for frame in inspect.stack())
+
+
+@SQLITE_ONLY
+async def test_connections_go_only_to_the_vetted_address(
+    upstream: Upstream, base_config: Any, database: Database
+) -> None:
+    """DNS rebinding: the name resolves to a public address for every check, and to loopback
+    only when the connection is opened. Were httpx to resolve the name again itself, the
+    connection would follow the second answer; the worker connects to the vetted address."""
+    asked: list[tuple[str, bool]] = []
+
+    async def rebinding(host: str) -> list[str]:
+        asked.append((host, _connecting()))
+        if host != "registry.rebind.test":
+            raise OSError(f"[Errno -2] Name or service not known: {host!r}")
+        return ["127.0.0.1"] if _connecting() else ["34.1.2.9"]
+
+    with run_fault_proxy(upstream.port) as proxy:
+        async with moorage_resolving(base_config, database, rebinding, SSRF_ALLOWED_HOSTS=[]) as c:
+            await create_mirror(c, f"registry.rebind.test:{proxy.port}/{REPO}", "rebind", ["*"])
+            await _refused_at_sync(c, "rebind")
+        assert proxy.seen == []
+        assert ("registry.rebind.test", True) in asked  # refused when connecting
+
+        # The other way round: a name only the guard's resolver knows, allowed by address.
+        # The sync succeeds, so the connection went to the address the guard vetted.
+        async def pinned(host: str) -> list[str]:
+            if host != "registry.pinned.test":
+                raise OSError(f"[Errno -2] Name or service not known: {host!r}")
+            return ["127.0.0.1"]
+
+        allowed = {"SSRF_ALLOWED_HOSTS": ["127.0.0.0/8"]}
+        async with moorage_resolving(base_config, database, pinned, **allowed) as c:
+            await create_mirror(c, f"registry.pinned.test:{proxy.port}/{REPO}", LOCAL, ["*"])
+            body = await sync_and_wait(c, LOCAL, timeout=SYNC_TIMEOUT)
+            assert body["sync_status"] == "SUCCESS", body
+        assert proxy.requests("GET", r"/manifests/")
 
 
 @SQLITE_ONLY

@@ -31,6 +31,11 @@ METADATA_IPS = frozenset(
     {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
 )
 
+
+class UnresolvableHost(InvalidRequest):
+    """The host name has no address (a DNS failure may be transient)."""
+
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str], Awaitable[list[str]]]
 
@@ -71,26 +76,35 @@ class SsrfGuard:
 
     async def check(self, reference: ExternalReference) -> None:
         """Raise InvalidRequest unless every address of the source host may be contacted."""
-        host = reference.host.lower()
-        literal = _ip(host)
+        await self.vetted_addresses(reference.host)
+
+    async def vetted_addresses(self, host: str) -> list[str] | None:
+        """The addresses ``host`` may be contacted at; None when it is allowed by name.
+
+        Raises InvalidRequest when any of its addresses is refused, UnresolvableHost (an
+        InvalidRequest) when it does not resolve.
+        """
+        host = host.lower()
+        literal = _ip(host.strip("[]"))
         if literal is not None:
             if _blocked_ip(literal) and not self._allowed(host, literal):
                 raise InvalidRequest(NOT_ALLOWED)
-            return
+            return [str(literal)]
         if self._allowed(host):
-            return
+            return None
         if host in BLOCKED_NAMES or host.endswith((".internal", ".local")):
             raise InvalidRequest(NOT_ALLOWED)
         try:
             addresses = await self.resolver(host)
         except (OSError, UnicodeError) as exc:
-            raise InvalidRequest(f"Cannot resolve hostname '{host}'") from exc
+            raise UnresolvableHost(f"Cannot resolve hostname '{host}'") from exc
         if not addresses:
-            raise InvalidRequest(f"Cannot resolve hostname '{host}'")
+            raise UnresolvableHost(f"Cannot resolve hostname '{host}'")
         for address in addresses:
             ip = _ip(address.split("%", 1)[0])
             if ip is None or (_blocked_ip(ip) and not self._allowed(host, ip)):
                 raise InvalidRequest(NOT_ALLOWED)
+        return list(addresses)
 
     async def check_url_host(self, host: str, port: int | None = None) -> None:
         """Check a host reached through a redirect (same rules as the configured source)."""

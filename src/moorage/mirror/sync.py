@@ -159,6 +159,7 @@ class MirrorSync:
             registry_config,
             settings.REPO_MIRROR_CA_BUNDLE,
             settings.REPO_MIRROR_CONNECTIONS_PER_HOST,
+            self.env.ssrf,
         ) as http:
             upstream = UpstreamClient(
                 http,

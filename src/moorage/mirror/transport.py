@@ -8,6 +8,9 @@ from typing import Any
 import httpcore
 import httpx
 
+from moorage.mirror.pinned_dns import guard_connections
+from moorage.mirror.ssrf import SsrfGuard
+
 CONNECT_TIMEOUT = 15.0
 READ_TIMEOUT = 60.0
 BODY_READ_BYTES = 1024 * 1024
@@ -42,12 +45,18 @@ def _ssl_context(verify_tls: bool, ca_bundle: str | None) -> ssl.SSLContext | bo
     return context
 
 
-def _proxy_mounts(proxy: dict[str, Any]) -> dict[str, httpx.AsyncHTTPTransport | None]:
+def _proxy_mounts(
+    proxy: dict[str, Any], verify: ssl.SSLContext | bool, limits: httpx.Limits
+) -> dict[str, httpx.AsyncHTTPTransport | None]:
+    """Transports through the configured proxies (TLS to the upstream checked as configured);
+    ``None`` for the ``no_proxy`` hosts, which then use the client's direct transport."""
     mounts: dict[str, httpx.AsyncHTTPTransport | None] = {}
     for scheme in ("http", "https"):
         url = proxy.get(f"{scheme}_proxy")
         if url:
-            mounts[f"{scheme}://"] = httpx.AsyncHTTPTransport(proxy=str(url))
+            mounts[f"{scheme}://"] = httpx.AsyncHTTPTransport(
+                proxy=str(url), verify=verify, limits=limits
+            )
     for raw in str(proxy.get("no_proxy") or "").split(","):
         host = raw.strip()
         if host:
@@ -57,22 +66,30 @@ def _proxy_mounts(proxy: dict[str, Any]) -> dict[str, httpx.AsyncHTTPTransport |
 
 
 def build_client(
-    registry_config: dict[str, Any], ca_bundle: str | None, max_connections: int
+    registry_config: dict[str, Any],
+    ca_bundle: str | None,
+    max_connections: int,
+    ssrf: SsrfGuard | None = None,
 ) -> httpx.AsyncClient:
     """An HTTP/1.1 client honouring the mirror's external_registry_config (Quay's keys).
 
-    HTTP/1.1 on purpose: parallel blob downloads then use parallel TCP connections.
+    HTTP/1.1 on purpose: parallel blob downloads then use parallel TCP connections. With
+    ``ssrf``, direct connections go only to addresses the guard vetted when connecting (not
+    through a configured proxy, which resolves names itself).
     """
     verify_tls = registry_config.get("verify_tls", True) is not False
     proxy = registry_config.get("proxy") or {}
     limits = httpx.Limits(
         max_connections=max_connections, max_keepalive_connections=max_connections
     )
-    mounts = _proxy_mounts(proxy) if isinstance(proxy, dict) else {}
+    verify = _ssl_context(verify_tls, ca_bundle)
+    mounts = _proxy_mounts(proxy, verify, limits) if isinstance(proxy, dict) else {}
+    direct = httpx.AsyncHTTPTransport(verify=verify, limits=limits)
+    if ssrf is not None:
+        guard_connections(direct, ssrf)
     return httpx.AsyncClient(
-        verify=_ssl_context(verify_tls, ca_bundle),
+        transport=direct,
         timeout=httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT),
-        limits=limits,
         mounts=mounts or None,
         follow_redirects=False,
         trust_env=False,

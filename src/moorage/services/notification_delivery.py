@@ -36,6 +36,7 @@ from moorage.db.engine import Database
 from moorage.db.models import DeliveryStatus, NotificationDelivery, RepositoryNotification
 from moorage.db.queries.notifications import NotificationQueries
 from moorage.errors import MoorageError
+from moorage.mirror.pinned_dns import guard_connections
 from moorage.mirror.ssrf import SsrfGuard
 from moorage.services import notification_events as ev
 from moorage.services.notifications import (
@@ -96,8 +97,13 @@ class NotificationDeliverer:
         self._wake.set()
 
     def client(self) -> httpx.AsyncClient:
+        """Connections go only to addresses the SSRF guard vets as they open (DNS rebinding)."""
+        transport = httpx.AsyncHTTPTransport(
+            verify=_ssl_context(self.settings.NOTIFICATION_CA_BUNDLE)
+        )
+        guard_connections(transport, self.ssrf)
         return httpx.AsyncClient(
-            verify=_ssl_context(self.settings.NOTIFICATION_CA_BUNDLE),
+            transport=transport,
             timeout=httpx.Timeout(self.timeout),
             follow_redirects=False,
             trust_env=False,
