@@ -41,6 +41,12 @@ class UpstreamProtocolError(UpstreamError):
     kind = "protocol"
 
 
+class UpstreamUnavailable(UpstreamError):
+    """the upstream registry keeps answering with a server error (5xx)"""
+
+    kind = "unavailable"
+
+
 class UpstreamAuthError(UpstreamError):
     """the upstream registry refused our credentials"""
 

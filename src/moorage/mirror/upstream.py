@@ -295,6 +295,8 @@ class UpstreamClient:
             raise e.UpstreamAuthError("upstream token service refused our credentials")
         if response.status_code == 429:
             raise e.UpstreamRateLimited("upstream token service rate limit persisted")
+        if 500 <= response.status_code <= 599:
+            raise e.UpstreamUnavailable(f"token service answered {response.status_code}")
         if response.status_code != 200:
             raise e.UpstreamProtocolError(f"token service answered {response.status_code}")
         try:
@@ -373,6 +375,8 @@ def _status_error(status: int, method: str, url: str) -> e.UpstreamError:
         return e.UpstreamNotFound(f"not found upstream: {where}")
     if status == 429:
         return e.UpstreamRateLimited(f"upstream rate limit persisted on {where}")
+    if 500 <= status <= 599:
+        return e.UpstreamUnavailable(f"upstream answered {status} to {where}")
     return e.UpstreamProtocolError(f"upstream answered {status} to {where}")
 
 

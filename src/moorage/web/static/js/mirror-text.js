@@ -9,6 +9,7 @@ const ERROR_SENTENCES = {
   connection: "Moorage could not connect to the source registry. Check the host name, port, proxy settings and firewall.",
   tls: "The TLS certificate of the source registry could not be verified. Install its CA certificate, or turn off “Verify TLS” if you trust the network.",
   digest_mismatch: "The content received did not match its digest. The source or a proxy altered the data; nothing was stored.",
+  unavailable: "The source registry kept answering with a server error (5xx), even after retries. It may be down or overloaded; the next sync tries again.",
   protocol: "The source registry answered in a way Moorage does not understand. Check that the location points at a container registry.",
   invalid_source_registry: "The registry location is not allowed or is not valid (it may point into an internal network).",
   decryption_failed: "The stored upstream credentials cannot be decrypted (the database secret key changed). Enter the username and password again.",
