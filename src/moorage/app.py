@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from starlette.datastructures import Headers
 
 from moorage import __version__
+from moorage.api.body_limit import BodyLimitMiddleware
 from moorage.api.errors import install_error_handlers
 from moorage.api.health import routes as health_routes
 from moorage.api.registry.auth import audience
@@ -197,6 +198,7 @@ def create_app(
     app.router.routes.extend(registry_routes())
     app.add_route("/metrics", metrics_endpoint(metrics), methods=["GET"], include_in_schema=False)
     app.router.routes.extend(health_routes())
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.API_MAX_BODY_SIZE)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics.http)
     app.include_router(api_v1_router(settings))
     install_web_ui(app)

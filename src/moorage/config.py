@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     # --- registry limits ------------------------------------------------------------------
     MAXIMUM_LAYER_SIZE: int = Field(20 * 1024**3, description="largest accepted blob, e.g. 20G")
     MAXIMUM_MANIFEST_SIZE: int = Field(4 * 1024**2, ge=1024)
+    API_MAX_BODY_SIZE: int = Field(
+        1024**2,
+        ge=1024,
+        description="largest request body outside /v2/ (the /api/v1 JSON documents); "
+        "larger ones get 413 before they are read",
+    )
     UPLOAD_PURGE_AFTER_SECONDS: int = Field(
         86400, ge=60, description="abandoned upload sessions older than this are purged"
     )

@@ -8,6 +8,7 @@ import base64
 import hashlib
 import json
 import os
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -22,6 +23,7 @@ pytestmark = pytest.mark.anyio
 MANIFEST_LIMIT = 4096
 BLOB_LIMIT = 65536
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+MiB = 1024 * 1024
 
 
 @pytest.fixture
@@ -208,3 +210,33 @@ async def test_forged_page_tokens_are_refused(world: World) -> None:
         "/api/v1/repository", params={"next_page": deep}, headers=auth
     )
     assert response.status_code == 400
+
+
+async def test_api_bodies_over_the_limit_are_refused_unread(world: World) -> None:
+    """API_MAX_BODY_SIZE (1 MiB by default) outside /v2/: declared, or streamed without a
+    length; a body under the limit reaches the handler as before."""
+    auth = ("authorization", world.auth("admin")["Authorization"])
+    huge = ("content-length", str(10**12))
+    for method, path in [("POST", "/api/v1/repository"), ("POST", "/api/v1/signin")]:
+        response = await send(world.app, method, path, [auth, huge], b"")
+        assert response.status == 413, (path, response.text)
+        assert response.json()["error_type"] == "request_too_large"
+        assert error_shape_problems(path, response.status, response.body) is None
+
+    async def stream(total: int) -> AsyncIterator[bytes]:
+        """A valid request, padded with whitespace to ``total`` bytes, sent without a length."""
+        yield b'{"namespace": "acme", "repository": "big", "visibility": "private", '
+        yield b'"description": "d"'
+        for _ in range(total // 65536):
+            yield b" " * 65536
+        yield b"}"
+
+    headers = {**world.auth("admin"), "Content-Type": "application/json"}
+    over = await world.client.post("/api/v1/repository", content=stream(2 * MiB), headers=headers)
+    assert over.status_code == 413, over.text
+    assert "larger than 1048576 bytes" in over.json()["error_message"]
+    assert (
+        await world.client.get("/api/v1/repository/acme/big", headers=headers)
+    ).status_code == 404
+    under = await world.client.post("/api/v1/repository", content=stream(MiB // 2), headers=headers)
+    assert under.status_code == 201, under.text
