@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from moorage.errors import InvalidRequest
 
-_HOST_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
-_IPV6_AUTHORITY = re.compile(r"^\[([0-9A-Fa-f:.]+)\](?::(\d+))?$")
+_HOST_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\Z")
+_IPV6_AUTHORITY = re.compile(r"^\[([0-9A-Fa-f:.]+)\](?::(\d+))?\Z")
 
 
 @dataclass(frozen=True, slots=True)

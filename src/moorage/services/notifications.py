@@ -32,7 +32,7 @@ MAX_TITLE_LENGTH = 255
 # Quay's get_enabled_notification: a notification with this many failed deliveries is disabled
 # until its failures are reset (POST .../notification/{uuid}).
 MAX_FAILURES = 3
-UUID_RE = re.compile(r"^[0-9a-fA-F-]{1,36}$")
+UUID_RE = re.compile(r"^[0-9a-fA-F-]{1,36}\Z")
 
 
 def parse_webhook_url(value: Any) -> SplitResult:
