@@ -2,7 +2,7 @@
 
 Key names follow Quay's ``config.yaml`` wherever Quay has one. Every key can also be set by an
 environment variable ``MOORAGE_<KEY>`` (complex values as JSON); the environment wins over the
-file. With no configuration at all, Moorage runs on embedded defaults: SQLite and a local storage
+file, and explicit overrides (command-line flags such as ``serve --port``) win over both. With no configuration at all, Moorage runs on embedded defaults: SQLite and a local storage
 folder inside ``DATA_DIR``, with generated secrets kept in that folder.
 """
 
@@ -10,17 +10,33 @@ from __future__ import annotations
 
 import re
 import secrets
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from moorage.errors import ConfigError
 
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]?)i?B?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+# config.yaml's values while load_settings builds a Settings (read by _ConfigFileSource).
+_FILE_VALUES: ContextVar[dict[str, Any] | None] = ContextVar("moorage_config_file", default=None)
+
+
+class _ConfigFileSource(PydanticBaseSettingsSource):
+    """The values of config.yaml: below the environment, which is below explicit overrides."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return (_FILE_VALUES.get() or {}).get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_FILE_VALUES.get() or {})
+
 
 StorageEntry = tuple[Literal["LocalStorage", "S3Storage"], dict[str, Any]]
 
@@ -232,8 +248,8 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The environment overrides config.yaml (which arrives as init kwargs).
-        return (env_settings, init_settings)
+        # Explicit overrides (init kwargs: command-line flags) > environment > config.yaml.
+        return (init_settings, env_settings, _ConfigFileSource(settings_cls))
 
     # --- derived values -------------------------------------------------------------------
     @property
@@ -256,7 +272,8 @@ class Settings(BaseSettings):
 
 
 def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
-    """Read config.yaml (if any), apply the environment, validate, and fill generated secrets."""
+    """Read config.yaml (if any), apply the environment and then ``overrides`` (which win over
+    both), validate, and fill generated secrets."""
     values: dict[str, Any] = {}
     if path is not None:
         try:
@@ -266,11 +283,13 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {path} must contain a mapping of keys")
         values.update(loaded)
-    values.update(overrides)
+    token = _FILE_VALUES.set(values)
     try:
-        settings = Settings(**values)
+        settings = Settings(**overrides)
     except ValueError as exc:  # pydantic.ValidationError is a ValueError
         raise ConfigError(_describe_validation_error(exc)) from exc
+    finally:
+        _FILE_VALUES.reset(token)
     return ensure_secrets(settings)
 
 

@@ -14,7 +14,8 @@ Generated from `moorage.config.Settings` by `moorage config-docs`; do not edit b
 
 Keys go in `config.yaml` (path from `--config` or `MOORAGE_CONFIG`). Every key can also be set
 with an environment variable `MOORAGE_<KEY>` (lists and mappings as JSON), which wins over the
-file. A bad value stops the start with a message naming the key. With no configuration at all,
+file; a command-line flag (`serve --host/--port`, `worker --metrics-host/--metrics-port`) wins
+over both. A bad value stops the start with a message naming the key. With no configuration at all,
 Moorage runs on SQLite and local storage inside `DATA_DIR` and generates its secrets there.
 
 | key | type | default | description |
