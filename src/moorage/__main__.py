@@ -163,7 +163,7 @@ async def _run_worker(settings: Settings, log_level: str = "info") -> None:
         async with worker_listener(settings, db, storage, metrics, log_level) as driver:
             wiring = build(settings, db, driver)
             worker = build_worker(settings, wiring, metrics)
-            deliverer = build_deliverer(settings, wiring, worker.owner)
+            deliverer = build_deliverer(settings, wiring, worker.owner, metrics)
             await asyncio.gather(worker.run(stop), deliverer.run(stop))
     finally:
         await storage.close()

@@ -115,9 +115,17 @@ def build_worker(settings: Settings, wiring: Wiring, metrics: Metrics) -> Mirror
     return MirrorWorker(env, metrics.mirror, heartbeat=wiring.mirror_health.beat)
 
 
-def build_deliverer(settings: Settings, wiring: Wiring, owner: str) -> NotificationDeliverer:
+def build_deliverer(
+    settings: Settings, wiring: Wiring, owner: str, metrics: Metrics | None = None
+) -> NotificationDeliverer:
     """The notification delivery loop; it runs wherever a mirror worker runs."""
-    deliverer = NotificationDeliverer(settings, wiring.db, wiring.notifications.ssrf, owner)
+    deliverer = NotificationDeliverer(
+        settings,
+        wiring.db,
+        wiring.notifications.ssrf,
+        owner,
+        metrics.notifications if metrics is not None else None,
+    )
     wiring.notifications.on_queued = deliverer.wake
     return deliverer
 
@@ -167,7 +175,7 @@ def create_app(
             worker = build_worker(settings, wiring, metrics)
             wiring.mirrors.on_sync_now = worker.wake
             worker_task = asyncio.create_task(worker.run(stop))
-            deliverer = build_deliverer(settings, wiring, worker.owner)
+            deliverer = build_deliverer(settings, wiring, worker.owner, metrics)
             deliver_task = asyncio.create_task(deliverer.run(stop))
         purge_task = None
         if maintenance:

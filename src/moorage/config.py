@@ -2,8 +2,9 @@
 
 Key names follow Quay's ``config.yaml`` wherever Quay has one. Every key can also be set by an
 environment variable ``MOORAGE_<KEY>`` (complex values as JSON); the environment wins over the
-file, and explicit overrides (command-line flags such as ``serve --port``) win over both. With no configuration at all, Moorage runs on embedded defaults: SQLite and a local storage
-folder inside ``DATA_DIR``, with generated secrets kept in that folder.
+file, and explicit overrides (command-line flags such as ``serve --port``) win over both. With
+no configuration at all, Moorage runs on embedded defaults: SQLite and a local storage folder
+inside ``DATA_DIR``, with generated secrets kept in that folder.
 """
 
 from __future__ import annotations

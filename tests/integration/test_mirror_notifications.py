@@ -117,6 +117,17 @@ async def test_sync_events_reach_webhooks(
         flaky_note = await client.get(f"{NOTIFICATIONS}{flaky_uuid}")
         assert flaky_note.json()["number_of_failures"] == 0
 
+        # /metrics counts every attempt's outcome: two retries, then both success deliveries.
+        async def counted() -> bool:
+            text = (await client.get("/metrics")).text
+            success = 'moorage_notification_attempts_total{event="repo_mirror_sync_success"'
+            return (
+                f'{success},outcome="retry"}} 2.0' in text
+                and f'{success},outcome="delivered"}} 2.0' in text
+            )
+
+        await wait_for(counted, 10, "notification attempts counted in /metrics")
+
         # The test endpoint queues Quay's sample data.
         listed = (await client.get(NOTIFICATIONS)).json()["notifications"]
         started = next(n for n in listed if n["event"] == "repo_mirror_sync_started")

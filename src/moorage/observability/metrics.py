@@ -67,6 +67,25 @@ class MirrorMetrics:
         )
 
 
+class NotificationMetrics:
+    """Webhook deliveries of repository notifications (one count per attempt's outcome)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.attempts = Counter(
+            "moorage_notification_attempts",
+            "webhook delivery attempts by event and outcome: delivered, retry (failed, another "
+            "attempt scheduled), failed (no attempts left), dropped (notification disabled)",
+            ["event", "outcome"],
+            registry=registry,
+        )
+        self.attempt_duration = Histogram(
+            "moorage_notification_attempt_duration_seconds",
+            "time from sending a webhook to its answer (or the failure)",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, float("inf")),
+            registry=registry,
+        )
+
+
 # Request latencies: registry calls range from sub-millisecond HEADs to multi-minute blob PUTs.
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, float("inf"))
 # Storage and database calls: mostly milliseconds, a few seconds for big composes.
@@ -137,6 +156,7 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.mirror = MirrorMetrics(self.registry)
+        self.notifications = NotificationMetrics(self.registry)
         self.http = HttpMetrics(self.registry)
         self.io = IoMetrics(self.registry)
 

@@ -25,6 +25,7 @@ import json
 import logging
 import ssl
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import httpx
@@ -38,6 +39,7 @@ from moorage.db.queries.notifications import NotificationQueries
 from moorage.errors import MoorageError
 from moorage.mirror.pinned_dns import guard_connections
 from moorage.mirror.ssrf import SsrfGuard
+from moorage.observability.metrics import NotificationMetrics
 from moorage.services import notification_events as ev
 from moorage.services.notifications import (
     MAX_FAILURES,
@@ -81,8 +83,16 @@ def _ssl_context(ca_bundle: str | None) -> ssl.SSLContext:
 
 
 class NotificationDeliverer:
-    def __init__(self, settings: Settings, db: Database, ssrf: SsrfGuard, owner: str) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        ssrf: SsrfGuard,
+        owner: str,
+        metrics: NotificationMetrics | None = None,
+    ) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.db = db
         self.ssrf = ssrf
         self.owner = owner
@@ -260,7 +270,7 @@ class NotificationDeliverer:
         }
         started = time.monotonic()
         try:
-            async with asyncio.timeout(self.timeout):
+            async with self._timed(), asyncio.timeout(self.timeout):
                 parts = parse_webhook_url(url)
                 await check_webhook_host(self.ssrf, parts)  # again: DNS answers change
                 # Streamed and never read: a receiver's answer body cannot fill our memory.
@@ -277,10 +287,24 @@ class NotificationDeliverer:
             raise AttemptFailed(f"HTTP {status}")
         log.debug("webhook answered %d in %.2fs", status, time.monotonic() - started)
 
+    @contextlib.asynccontextmanager
+    async def _timed(self) -> AsyncIterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            if self.metrics is not None:
+                self.metrics.attempt_duration.observe(time.monotonic() - started)
+
+    def _count(self, event: str, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.attempts.labels(event=event, outcome=outcome).inc()
+
     async def _failed(self, claim: Claimed, target: str, reason: str) -> None:
         notification, delivery = claim.notification, claim.delivery
         attempts = self.settings.NOTIFICATION_RETRY_ATTEMPTS
         if claim.attempt < attempts:
+            self._count(delivery.event, "retry")
             delay = backoff(self.settings, claim.attempt)
             log.warning(
                 "notification %s: %s delivery %d to %s failed (%s), attempt %d of %d; "
@@ -316,6 +340,7 @@ class NotificationDeliverer:
         await self._finish(claim, DeliveryStatus.FAILED, reason)
 
     async def _finish(self, claim: Claimed, status: DeliveryStatus, reason: str | None) -> None:
+        self._count(claim.delivery.event, status.value)
         async with self.db.transaction() as session:
             queries = NotificationQueries(session)
             finished = await queries.finish(
