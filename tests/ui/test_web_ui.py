@@ -4,12 +4,14 @@ robots, usage-log and registry-health pages. No JavaScript or console errors any
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.support.faultproxy import run_fault_proxy
+from tests.support.webhook import run_receiver
 from tests.ui.conftest import PASSWORD, SLOW_LAYER, USER, UiEnv, Watch, screenshot
 
 pytestmark = pytest.mark.integration
@@ -267,3 +269,55 @@ def test_robots_logs_health_and_sign_out(page: Any, ui_env: UiEnv, watch: Watch)
     page.goto("/ui/repositories")
     expect(page).to_have_url(f"{ui_env.moorage.url}/ui/signin?next=%2Fui%2Frepositories")
     watch.assert_clean()
+
+
+def test_repository_notifications_from_the_browser(page: Any, ui_env: UiEnv, watch: Watch) -> None:
+    created = api(ui_env, "POST", "/repository", json={"repository": "notified"})
+    assert created.status_code == 201, created.text
+    with run_receiver() as hook:
+        sign_in(page, f"/ui/repository/{USER}/notified")
+        page.get_by_role("link", name="Notifications").click()
+        expect(page).to_have_url(
+            f"{ui_env.moorage.url}/ui/repository/{USER}/notified/notifications"
+        )
+        rows = page.locator("table[aria-label='Notifications'] tbody tr")
+        expect(rows).to_have_text(["No notifications yet."])
+
+        # A URL the API refuses: its message appears next to the URL field.
+        page.locator("summary", has_text="Create notification").click()
+        page.get_by_label("Event").select_option(label="Mirror sync failed")
+        page.get_by_label("Webhook URL").fill("ftp://x")
+        page.get_by_role("button", name="Create notification").click()
+        expect(field_error(page, "url")).to_contain_text("only http:// and https://")
+        expect(page.get_by_label("Webhook URL")).to_have_attribute("aria-invalid", "true")
+        assert unlabelled_controls(page) == []
+
+        page.get_by_label("Webhook URL").fill(hook.url("/moorage"))
+        page.get_by_label("Title", exact=True).fill("UI hook")
+        page.get_by_role("button", name="Create notification").click()
+        expect(field_error(page, "url")).to_have_count(0)
+        expect(rows).to_have_count(1)
+        expect(rows.first).to_contain_text("UI hook")
+        expect(rows.first).to_contain_text("Mirror sync failed")
+        expect(rows.first).to_contain_text(hook.url("/moorage"))
+        expect(rows.first.get_by_role("button", name="Reset failures")).to_have_count(0)
+        screenshot(page, "notifications")
+
+        # Send test: the receiver gets Quay's sample data for the repository.
+        rows.first.get_by_role("button", name="Send test").click()
+        expect(page.locator("#toast")).to_contain_text("Test notification queued")
+        deadline = time.monotonic() + 20
+        while not hook.delivered() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        delivered = hook.delivered()
+        assert delivered, f"no delivery: {hook.snapshot()}"
+        assert delivered[0].path == "/moorage"
+        assert delivered[0].body["repository"] == f"{USER}/notified"
+
+        page.once("dialog", lambda dialog: dialog.accept())
+        rows.first.get_by_role("button", name="Delete").click()
+        expect(rows).to_have_text(["No notifications yet."])
+    listed = api(ui_env, "GET", f"/repository/{USER}/notified/notification/").json()
+    assert listed == {"notifications": []}
+    watch.assert_clean()
+    assert unlabelled_controls(page) == []

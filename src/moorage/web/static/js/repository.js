@@ -1,4 +1,5 @@
-// One repository: header with its state, and tabs for tags, mirroring and usage logs.
+// One repository: header with its state, and tabs for tags, mirroring, notifications and usage
+// logs.
 
 import { enc, get, repoPath } from "./api.js";
 import {
@@ -14,10 +15,12 @@ import {
 } from "./dom.js";
 import { renderLogList } from "./logs.js";
 import { renderMirror } from "./mirror.js";
+import { renderNotifications } from "./notifications.js";
 
 const TABS = [
   ["tags", "Tags"],
   ["mirror", "Mirroring"],
+  ["notifications", "Notifications"],
   ["logs", "Usage logs"],
 ];
 
@@ -115,6 +118,7 @@ export async function renderRepository(main, params, _query, page) {
     replace(main.querySelector(".repo-state"), stateBadge(state));
   };
   if (tab === "mirror") await renderMirror(panel, repo, page, onState);
+  else if (tab === "notifications") await renderNotifications(panel, repo, page);
   else if (tab === "logs") await renderLogList(panel, `${repoPath(namespace, name)}/logs`, page);
   else await renderTags(panel, repo, page);
 }
