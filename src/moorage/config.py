@@ -143,6 +143,11 @@ class Settings(BaseSettings):
     LOGIN_THROTTLE_MAX_SECONDS: int = Field(
         300, ge=1, description="longest wait imposed after failed logins"
     )
+    LOGIN_THROTTLE_SHARED: bool | None = Field(
+        None,
+        description="keep failed-login counters in the database, shared by every API node "
+        "(default: yes on PostgreSQL, no on SQLite, where they stay in process memory)",
+    )
     LOGIN_THROTTLE_WINDOW_SECONDS: int = Field(
         900,
         ge=1,

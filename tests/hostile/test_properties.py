@@ -6,6 +6,7 @@ refuses it with its own domain error — never another exception (which would be
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -329,15 +330,19 @@ operations = st.lists(
 def test_login_throttle_bounds_and_never_holds_back_a_fresh_success(
     ops: list[tuple[str, str | None, str | None, int]],
 ) -> None:
+    asyncio.run(_replay_logins(ops))
+
+
+async def _replay_logins(ops: list[tuple[str, str | None, str | None, int]]) -> None:
     now = [0.0]
     limiter = LoginThrottle(3, 5, 120, 600, clock=lambda: now[0])
     for op, user, address, seconds in ops:
         if op == "fail":
-            limiter.failed(user, address)
+            await limiter.failed(user, address)
         elif op == "succeed":
-            limiter.succeeded(user, address)
+            await limiter.succeeded(user, address)
             if user and user != "$oauthtoken" and address:
-                assert limiter.retry_after(user, address) == 0
+                assert await limiter.retry_after(user, address) == 0
         else:
             now[0] += seconds
-        assert 0 <= limiter.retry_after(user, address) <= 120
+        assert 0 <= await limiter.retry_after(user, address) <= 120

@@ -1,18 +1,28 @@
 """Failed password logins are throttled per username and per client address (issue #6 item 4).
 
-Unit tests drive ``LoginThrottle`` with a fake clock; the API tests check every login path —
+Unit tests drive ``LoginThrottle`` with a fake clock, its counters in memory and in the database
+(shared by API nodes) on both backends; the API tests check every login path —
 ``/v2/auth``, Basic credentials on ``/v2/`` and on ``/api/v1``, ``POST /api/v1/signin`` — for
 429 + ``Retry-After`` in the right error shape, and that successful logins are never held back.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
-from moorage.services.login_throttle import LoginThrottle, LoginThrottled
+from moorage.db.engine import Database
+from moorage.services.login_throttle import (
+    DatabaseState,
+    LoginThrottle,
+    LoginThrottled,
+    MemoryState,
+    ThrottleState,
+)
 from tests.api.conftest import PASSWORD, World, basic
 
 pytestmark = pytest.mark.anyio
@@ -32,105 +42,166 @@ class FakeClock:
         self.now += seconds
 
 
-def throttle(clock: FakeClock, **kw: Any) -> LoginThrottle:
-    values: dict[str, Any] = {
-        "user_failures": USER_LIMIT,
-        "ip_failures": IP_LIMIT,
-        "max_seconds": 60,
-        "window_seconds": 900,
-    }
-    values.update(kw)
-    return LoginThrottle(**values, clock=clock)
+@pytest.fixture(params=["memory", "shared"])
+def state_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def make_state(state_kind: str, database: Database) -> Callable[[], ThrottleState]:
+    """The counters in process memory, or in the database (both backends) as API nodes share
+    them with LOGIN_THROTTLE_SHARED."""
+    if state_kind == "memory":
+        return lambda: MemoryState(900)
+    return lambda: DatabaseState(database, 900)
+
+
+@pytest.fixture
+def limiter_for(make_state: Callable[[], ThrottleState]) -> Callable[..., LoginThrottle]:
+    def build(clock: FakeClock, **kw: Any) -> LoginThrottle:
+        values: dict[str, Any] = {
+            "user_failures": USER_LIMIT,
+            "ip_failures": IP_LIMIT,
+            "max_seconds": 60,
+            "window_seconds": 900,
+        }
+        values.update(kw)
+        return LoginThrottle(**values, state=make_state(), clock=clock)
+
+    return build
+
+
+Build = Callable[..., LoginThrottle]
 
 
 # --- the limiter on its own ----------------------------------------------------------------------
 
 
-def test_backoff_doubles_up_to_the_maximum() -> None:
+async def test_backoff_doubles_up_to_the_maximum(limiter_for: Build) -> None:
     clock = FakeClock()
-    limiter = throttle(clock, max_seconds=10)
+    limiter = limiter_for(clock, max_seconds=10)
     for _ in range(USER_LIMIT - 1):
-        limiter.failed("alice", "10.0.0.1")
-        assert limiter.retry_after("alice", "10.0.0.1") == 0
+        await limiter.failed("alice", "10.0.0.1")
+        assert await limiter.retry_after("alice", "10.0.0.1") == 0
     waits = []
     for _ in range(6):
-        limiter.failed("alice", "10.0.0.1")
-        wait = limiter.retry_after("alice", "10.0.0.2")  # any address: the username waits
+        await limiter.failed("alice", "10.0.0.1")
+        wait = await limiter.retry_after("alice", "10.0.0.2")  # any address: the username waits
         waits.append(wait)
         clock.advance(wait)
-        assert limiter.retry_after("alice", "10.0.0.2") == 0
+        assert await limiter.retry_after("alice", "10.0.0.2") == 0
     assert waits == [1, 2, 4, 8, 10, 10]
 
 
-def test_check_raises_with_retry_after() -> None:
-    clock = FakeClock()
-    limiter = throttle(clock)
+async def test_check_raises_with_retry_after(limiter_for: Build) -> None:
+    limiter = limiter_for(FakeClock())
     for _ in range(USER_LIMIT + 2):
-        limiter.failed("alice", None)
+        await limiter.failed("alice", None)
     with pytest.raises(LoginThrottled) as caught:
-        limiter.check("alice", None)
+        await limiter.check("alice", None)
     assert caught.value.retry_after == 4
     assert "4 seconds" in caught.value.message
-    limiter.check("bob", None)  # others are not affected
+    await limiter.check("bob", None)  # others are not affected
 
 
-def test_success_resets_the_username() -> None:
+async def test_success_resets_the_username(limiter_for: Build) -> None:
+    limiter = limiter_for(FakeClock())
+    for _ in range(USER_LIMIT - 1):
+        await limiter.failed("alice", "10.0.0.1")
+    await limiter.succeeded("alice", "10.0.0.1")
+    for _ in range(USER_LIMIT - 1):
+        await limiter.failed("alice", "10.0.0.1")
+    assert await limiter.retry_after("alice", "10.0.0.1") == 0
+
+
+async def test_counters_are_forgotten_after_the_window(limiter_for: Build) -> None:
     clock = FakeClock()
-    limiter = throttle(clock)
+    limiter = limiter_for(clock, window_seconds=100)
     for _ in range(USER_LIMIT - 1):
-        limiter.failed("alice", "10.0.0.1")
-    limiter.succeeded("alice", "10.0.0.1")
-    for _ in range(USER_LIMIT - 1):
-        limiter.failed("alice", "10.0.0.1")
-    assert limiter.retry_after("alice", "10.0.0.1") == 0
-
-
-def test_counters_are_forgotten_after_the_window() -> None:
-    clock = FakeClock()
-    limiter = throttle(clock, window_seconds=100)
-    for _ in range(USER_LIMIT - 1):
-        limiter.failed("alice", None)
+        await limiter.failed("alice", None)
     clock.advance(101)
-    limiter.failed("alice", None)
-    assert limiter.retry_after("alice", None) == 0  # a fresh streak of one
+    await limiter.failed("alice", None)
+    assert await limiter.retry_after("alice", None) == 0  # a fresh streak of one
 
 
-def test_address_limit_spares_users_who_signed_in_from_there() -> None:
+async def test_address_limit_spares_users_who_signed_in_from_there(limiter_for: Build) -> None:
     clock = FakeClock()
-    limiter = throttle(clock)
-    limiter.succeeded("ci", "10.0.0.9")  # a CI job signs in from the shared NAT address
+    limiter = limiter_for(clock)
+    await limiter.succeeded("ci", "10.0.0.9")  # a CI job signs in from the shared NAT address
     for i in range(IP_LIMIT):
-        limiter.failed(f"victim{i}", "10.0.0.9")  # password spraying from the same address
-    assert limiter.retry_after("newcomer", "10.0.0.9") == 1
-    assert limiter.retry_after("ci", "10.0.0.9") == 0
-    assert limiter.retry_after("newcomer", "10.0.0.10") == 0
+        await limiter.failed(f"victim{i}", "10.0.0.9")  # password spraying from the same address
+    assert await limiter.retry_after("newcomer", "10.0.0.9") == 1
+    assert await limiter.retry_after("ci", "10.0.0.9") == 0
+    assert await limiter.retry_after("newcomer", "10.0.0.10") == 0
     # The attacker's own successful login does not clear the address's counter.
-    limiter.succeeded("attacker", "10.0.0.9")
-    assert limiter.retry_after("victim99", "10.0.0.9") == 1
+    await limiter.succeeded("attacker", "10.0.0.9")
+    assert await limiter.retry_after("victim99", "10.0.0.9") == 1
     # The exemption expires with the window.
     clock.advance(901)
-    assert limiter.retry_after("ci", "10.0.0.9") == 0
+    assert await limiter.retry_after("ci", "10.0.0.9") == 0
 
 
-def test_oauthtoken_counts_towards_the_address_only() -> None:
-    limiter = throttle(FakeClock())
+async def test_oauthtoken_counts_towards_the_address_only(limiter_for: Build) -> None:
+    limiter = limiter_for(FakeClock())
     for _ in range(IP_LIMIT):
-        limiter.failed("$oauthtoken", "10.0.0.1")
-    assert limiter.retry_after("$oauthtoken", "10.0.0.2") == 0
-    assert limiter.retry_after("$oauthtoken", "10.0.0.1") == 1
-    assert len(limiter) == 1
+        await limiter.failed("$oauthtoken", "10.0.0.1")
+    assert await limiter.retry_after("$oauthtoken", "10.0.0.2") == 0
+    assert await limiter.retry_after("$oauthtoken", "10.0.0.1") == 1
+    assert list(await limiter.state.counters([("ip", "10.0.0.1"), ("ip", "10.0.0.2")])) == [
+        ("ip", "10.0.0.1")
+    ]
 
 
-def test_zero_disables_and_memory_is_bounded() -> None:
-    off = throttle(FakeClock(), user_failures=0, ip_failures=0)
+async def test_zero_disables_and_memory_is_bounded() -> None:
+    off = LoginThrottle(0, 0, 60, 900, clock=FakeClock())
     for _ in range(100):
-        off.failed("alice", "10.0.0.1")
-    assert off.retry_after("alice", "10.0.0.1") == 0
-    assert len(off) == 0
-    bounded = LoginThrottle(3, 3, 60, 900, clock=FakeClock(), max_entries=50)
+        await off.failed("alice", "10.0.0.1")
+    assert await off.retry_after("alice", "10.0.0.1") == 0
+    assert len(MemoryState(900)) == 0
+    state = MemoryState(900, max_entries=50)
+    bounded = LoginThrottle(3, 3, 60, 900, state=state, clock=FakeClock())
     for i in range(500):
-        bounded.failed(f"user{i}", f"10.0.{i // 250}.{i % 250}")
-    assert len(bounded) == 50
+        await bounded.failed(f"user{i}", f"10.0.{i // 250}.{i % 250}")
+    assert len(state) == 50
+
+
+async def test_api_nodes_share_the_counters(database: Database) -> None:
+    """Two API nodes with LOGIN_THROTTLE_SHARED: failures are counted across both, and a
+    username blocked on one is blocked on the other; so is a success's reset."""
+    clock = FakeClock()
+    node_a, node_b = (
+        LoginThrottle(
+            USER_LIMIT, IP_LIMIT, 60, 900, state=DatabaseState(database, 900), clock=clock
+        )
+        for _ in range(2)
+    )
+    await node_a.failed("alice", "10.0.0.1")
+    await node_b.failed("alice", "10.0.0.2")
+    assert await node_a.retry_after("alice", "10.0.0.3") == 0
+    await node_a.failed("alice", "10.0.0.3")  # the third failure, on any node, blocks
+    assert await node_b.retry_after("alice", "10.0.0.4") == 1
+    with pytest.raises(LoginThrottled):
+        await node_a.check("alice", None)
+    clock.advance(1)
+    await node_b.succeeded("alice", "10.0.0.4")
+    await node_a.failed("alice", "10.0.0.1")
+    assert await node_b.retry_after("alice", "10.0.0.1") == 0  # the success reset the streak
+
+
+async def test_concurrent_failures_are_all_counted(database: Database) -> None:
+    """Failures racing on several connections lose no increment (row locks on PostgreSQL,
+    the one writer on SQLite)."""
+    clock = FakeClock()
+    nodes = [
+        LoginThrottle(100, 1000, 60, 900, state=DatabaseState(database, 900), clock=clock)
+        for _ in range(4)
+    ]
+    await asyncio.gather(*(node.failed("alice", "10.0.0.1") for node in nodes for _ in range(5)))
+    counters = await nodes[0].state.counters([("user", "alice"), ("ip", "10.0.0.1")])
+    assert {key: c.failures for key, c in counters.items()} == {
+        ("user", "alice"): 20,
+        ("ip", "10.0.0.1"): 20,
+    }
 
 
 # --- through the HTTP APIs ------------------------------------------------------------------------
@@ -147,8 +218,9 @@ def api_overrides() -> dict[str, Any]:
 
 @pytest.fixture
 def clock(world: World) -> FakeClock:
+    """The app's own throttle (in the database on PostgreSQL), on a fake clock."""
     fake = FakeClock()
-    limiter = LoginThrottle.from_settings(world.app.state.settings)
+    limiter = LoginThrottle.from_settings(world.app.state.settings, world.db)
     limiter.clock = fake
     world.app.state.login_throttle = limiter
     return fake
@@ -251,4 +323,4 @@ async def test_successful_logins_are_never_throttled(world: World, clock: FakeCl
         assert (await client.get("/v2/", headers=basic("alice", PASSWORD))).status_code == 200
         assert (await signin(client, "alice", PASSWORD)).status_code == 200
     limiter: LoginThrottle = world.app.state.login_throttle
-    assert len(limiter) == 0
+    assert await limiter.state.counters([("user", "alice")]) == {}

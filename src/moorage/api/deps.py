@@ -24,7 +24,7 @@ def login_throttle(request: Request) -> LoginThrottle:
     state = request.app.state
     throttle = getattr(state, "login_throttle", None)
     if not isinstance(throttle, LoginThrottle):
-        throttle = LoginThrottle.from_settings(settings(request))
+        throttle = LoginThrottle.from_settings(settings(request), request.app.state.db)
         state.login_throttle = throttle
     return throttle
 

@@ -1,4 +1,4 @@
-"""Throttle failed password logins per username and per client address, in this process.
+"""Throttle failed password logins per username and per client address.
 
 Every login with a password or robot token (Basic credentials on ``/v2/``, ``/v2/auth`` and
 ``/api/v1``, and ``POST /api/v1/signin``) is checked here first and reported afterwards:
@@ -13,12 +13,15 @@ Every login with a password or robot token (Basic credentials on ``/v2/``, ``/v2
   reset the address's counter, so an attacker cannot clear it by signing in to their own account;
 - counters are forgotten ``LOGIN_THROTTLE_WINDOW_SECONDS`` after their last failure.
 
-Successful logins are never delayed: nothing here sleeps, and a key that is not throttled costs
-two dictionary look-ups. ``$oauthtoken`` logins count towards the address only.
+Successful logins are never delayed: nothing here sleeps. ``$oauthtoken`` logins count towards
+the address only.
 
-The state lives in memory, per process (documented as per-node): with N nodes behind a load
-balancer an attacker gets at most N times the attempts. At most ``max_entries`` keys are kept;
-the least recently touched are dropped first.
+Where the counters live (``ThrottleState``): in the process's memory (``MemoryState``, bounded to
+``max_entries`` keys, least recently touched dropped first), or in the database
+(``DatabaseState``), shared by every API node, so N nodes behind a load balancer allow no more
+attempts than one. ``LOGIN_THROTTLE_SHARED`` chooses; by default the database on PostgreSQL (the
+multi-node setup) and memory on SQLite (one node). A failure updates the shared counters under
+row locks; a success writes only when it has something to reset or its trust is getting old.
 """
 
 from __future__ import annotations
@@ -28,9 +31,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from moorage.config import Settings
+from moorage.db.engine import Database
+from moorage.db.queries.login_throttle import LoginThrottleQueries
 from moorage.errors import MoorageError
 
 OAUTH_USER = "$oauthtoken"
@@ -50,14 +55,122 @@ class LoginThrottled(MoorageError):
 
 
 @dataclass(slots=True)
-class _Counter:
+class Counter:
     failures: int = 0
     blocked_until: float = 0.0
     last_failure: float = 0.0
 
 
+Key = tuple[str, str]  # ("user" | "ip", value)
+Update = Callable[[Key, Counter | None], Counter]
+
+
+class ThrottleState(Protocol):
+    """Where the counters live; ``add_failures`` applies ``update`` to each key atomically."""
+
+    async def counters(self, keys: list[Key]) -> dict[Key, Counter]: ...
+
+    async def trusted_since(self, user: str, address: str) -> float | None: ...
+
+    async def add_failures(self, keys: list[Key], update: Update, now: float) -> None: ...
+
+    async def succeeded(self, user: Key, pair: tuple[str, str] | None, now: float) -> None: ...
+
+
+class MemoryState:
+    """Counters of this process only. Not thread-safe: use it from one event loop."""
+
+    def __init__(self, window_seconds: float, max_entries: int = MAX_ENTRIES) -> None:
+        self.window_seconds = window_seconds
+        self.max_entries = max_entries
+        self._counters: OrderedDict[Key, Counter] = OrderedDict()
+        self._trusted: OrderedDict[tuple[str, str], float] = OrderedDict()
+
+    async def counters(self, keys: list[Key]) -> dict[Key, Counter]:
+        return {key: self._counters[key] for key in keys if key in self._counters}
+
+    async def trusted_since(self, user: str, address: str) -> float | None:
+        return self._trusted.get((user, address))
+
+    async def add_failures(self, keys: list[Key], update: Update, now: float) -> None:
+        for key in keys:
+            self._counters[key] = update(key, self._counters.pop(key, None))  # touched: last
+        self._trim(self._counters)
+
+    async def succeeded(self, user: Key, pair: tuple[str, str] | None, now: float) -> None:
+        self._counters.pop(user, None)
+        if pair is not None:
+            self._trusted.pop(pair, None)
+            self._trusted[pair] = now
+            self._trim(self._trusted)
+
+    def _trim(self, entries: OrderedDict[Any, Any]) -> None:
+        while len(entries) > self.max_entries:
+            entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._counters)
+
+
+class DatabaseState:
+    """Counters in the database, shared by every node; times are Unix seconds."""
+
+    PURGE_EVERY = 100  # failures between two purges of expired rows (per process)
+
+    def __init__(self, db: Database, window_seconds: float) -> None:
+        self.db = db
+        self.window_seconds = window_seconds
+        self._failures_since_purge = 0
+
+    async def counters(self, keys: list[Key]) -> dict[Key, Counter]:
+        async with self.db.transaction(readonly=True) as session:
+            rows = await LoginThrottleQueries(session).counters(keys)
+        return {(row.kind, row.key): _counter(row) for row in rows}
+
+    async def trusted_since(self, user: str, address: str) -> float | None:
+        async with self.db.transaction(readonly=True) as session:
+            return await LoginThrottleQueries(session).trusted_since(user, address)
+
+    async def add_failures(self, keys: list[Key], update: Update, now: float) -> None:
+        ordered = sorted(keys)  # one lock order on every node: no deadlocks
+        async with self.db.transaction() as session:
+            queries = LoginThrottleQueries(session)
+            await queries.ensure_counters(ordered)
+            for row in await queries.counters(ordered, lock=True):
+                key = (row.kind, row.key)
+                previous = _counter(row) if row.failures else None
+                counter = update(key, previous)
+                row.failures = counter.failures
+                row.blocked_until = counter.blocked_until
+                row.last_failure = counter.last_failure
+            self._failures_since_purge += 1
+            if self._failures_since_purge >= self.PURGE_EVERY:
+                self._failures_since_purge = 0
+                await queries.purge(now, self.window_seconds)
+
+    async def succeeded(self, user: Key, pair: tuple[str, str] | None, now: float) -> None:
+        async with self.db.transaction(readonly=True) as session:
+            queries = LoginThrottleQueries(session)
+            has_counter = bool(await queries.counters([user]))
+            since = await queries.trusted_since(*pair) if pair is not None else None
+        # Trust is renewed once it is half a window old, not on every login.
+        renew = pair is not None and (since is None or now - since > self.window_seconds / 2)
+        if not has_counter and not renew:
+            return
+        async with self.db.transaction() as session:
+            queries = LoginThrottleQueries(session)
+            if has_counter:
+                await queries.delete_counter(user)
+            if renew and pair is not None:
+                await queries.trust(*pair, now)
+
+
+def _counter(row: Any) -> Counter:
+    return Counter(int(row.failures), float(row.blocked_until), float(row.last_failure))
+
+
 class LoginThrottle:
-    """Counters of failed logins. Not thread-safe: use it from one event loop (no awaits)."""
+    """The throttling rules, over counters kept by ``state``."""
 
     def __init__(
         self,
@@ -66,110 +179,102 @@ class LoginThrottle:
         max_seconds: int,
         window_seconds: int,
         *,
+        state: ThrottleState | None = None,
         clock: Callable[[], float] = time.monotonic,
-        max_entries: int = MAX_ENTRIES,
     ) -> None:
         self.user_failures = user_failures
         self.ip_failures = ip_failures
         self.max_seconds = max_seconds
         self.window_seconds = window_seconds
+        self.state: ThrottleState = state if state is not None else MemoryState(window_seconds)
         self.clock = clock
-        self.max_entries = max_entries
-        self._counters: OrderedDict[tuple[str, str], _Counter] = OrderedDict()
-        self._trusted: OrderedDict[tuple[str, str], float] = OrderedDict()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> LoginThrottle:
-        return cls(
+    def from_settings(cls, settings: Settings, db: Database | None = None) -> LoginThrottle:
+        """Shared through ``db`` if LOGIN_THROTTLE_SHARED says so (default: on PostgreSQL)."""
+        shared = settings.LOGIN_THROTTLE_SHARED
+        if shared is None:
+            shared = db is not None and not db.is_sqlite
+        window = settings.LOGIN_THROTTLE_WINDOW_SECONDS
+        limits = (
             settings.LOGIN_THROTTLE_USER_FAILURES,
             settings.LOGIN_THROTTLE_IP_FAILURES,
             settings.LOGIN_THROTTLE_MAX_SECONDS,
-            settings.LOGIN_THROTTLE_WINDOW_SECONDS,
+            window,
         )
+        if shared and db is not None:
+            # Wall-clock time: the nodes compare each other's timestamps.
+            return cls(*limits, state=DatabaseState(db, window), clock=time.time)
+        return cls(*limits)
 
     @property
     def enabled(self) -> bool:
         return self.user_failures > 0 or self.ip_failures > 0
 
     # --- the three calls of a login -------------------------------------------------------------
-    def check(self, username: str | None, address: str | None) -> None:
+    async def check(self, username: str | None, address: str | None) -> None:
         """Raise LoginThrottled when this login must wait; do nothing otherwise."""
-        wait = self.retry_after(username, address)
+        wait = await self.retry_after(username, address)
         if wait:
             raise LoginThrottled(wait)
 
-    def retry_after(self, username: str | None, address: str | None) -> int:
+    async def retry_after(self, username: str | None, address: str | None) -> int:
         """Whole seconds this login must wait (0: go ahead)."""
         if not self.enabled:
             return 0
         now = self.clock()
-        until = 0.0
-        for key in self._keys(username, address, now):
-            counter = self._counters.get(key)
-            if counter is not None:
-                until = max(until, counter.blocked_until)
+        counters = await self.state.counters(await self._keys(username, address, now))
+        until = max((counter.blocked_until for counter in counters.values()), default=0.0)
         return math.ceil(until - now) if until > now else 0
 
-    def failed(self, username: str | None, address: str | None) -> None:
+    async def failed(self, username: str | None, address: str | None) -> None:
         if not self.enabled:
             return
         now = self.clock()
-        for key in self._keys(username, address, now, for_failure=True):
+
+        def update(key: Key, counter: Counter | None) -> Counter:
             threshold = self.user_failures if key[0] == "user" else self.ip_failures
-            counter = self._counters.pop(key, None) or _Counter()
-            if now - counter.last_failure > self.window_seconds and now >= counter.blocked_until:
-                counter = _Counter()  # an old streak is forgotten
-            counter.failures += 1
-            counter.last_failure = now
+            if counter is None or (
+                now - counter.last_failure > self.window_seconds and now >= counter.blocked_until
+            ):
+                counter = Counter()  # an old streak is forgotten
+            counter = Counter(counter.failures + 1, counter.blocked_until, now)
             if counter.failures >= threshold:
                 delay = min(float(self.max_seconds), 2.0 ** (counter.failures - threshold))
                 counter.blocked_until = now + delay
-            self._counters[key] = counter  # most recently touched last
-        self._trim(self._counters)
+            return counter
 
-    def succeeded(self, username: str | None, address: str | None) -> None:
+        keys = await self._keys(username, address, now, for_failure=True)
+        if keys:
+            await self.state.add_failures(keys, update, now)
+
+    async def succeeded(self, username: str | None, address: str | None) -> None:
         if not self.enabled:
             return
         user = _user_key(username)
         if user is None:
             return
-        self._counters.pop(("user", user), None)
-        if address:
-            pair = (user, address[:_KEY_LENGTH])
-            self._trusted.pop(pair, None)
-            self._trusted[pair] = self.clock()
-            self._trim(self._trusted)
+        pair = (user, address[:_KEY_LENGTH]) if address else None
+        await self.state.succeeded(("user", user), pair, self.clock())
 
     # --- helpers --------------------------------------------------------------------------------
-    def _keys(
+    async def _keys(
         self, username: str | None, address: str | None, now: float, *, for_failure: bool = False
-    ) -> list[tuple[str, str]]:
-        keys: list[tuple[str, str]] = []
+    ) -> list[Key]:
+        keys: list[Key] = []
         user = _user_key(username)
         if user is not None and self.user_failures > 0:
             keys.append(("user", user))
         if address and self.ip_failures > 0:
             address = address[:_KEY_LENGTH]
             # A user who recently signed in from this address is not held back by the others.
-            if for_failure or user is None or not self._trusted_pair(user, address, now):
+            if for_failure or user is None or not await self._trusted_pair(user, address, now):
                 keys.append(("ip", address))
         return keys
 
-    def _trusted_pair(self, user: str, address: str, now: float) -> bool:
-        since = self._trusted.get((user, address))
-        if since is None:
-            return False
-        if now - since > self.window_seconds:
-            del self._trusted[(user, address)]
-            return False
-        return True
-
-    def _trim(self, entries: OrderedDict[tuple[str, str], Any]) -> None:
-        while len(entries) > self.max_entries:
-            entries.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._counters)
+    async def _trusted_pair(self, user: str, address: str, now: float) -> bool:
+        since = await self.state.trusted_since(user, address)
+        return since is not None and now - since <= self.window_seconds
 
 
 def _user_key(username: str | None) -> str | None:

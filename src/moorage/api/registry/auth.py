@@ -43,15 +43,15 @@ async def authenticate(request: Request) -> Principal:
     throttle = login_throttle(request) if login is not None else None
     address = client_address(request)
     if throttle is not None:
-        throttle.check(login, address)
+        await throttle.check(login, address)
     try:
         principal = await access.authenticate(request.headers)
     except Unauthorized as exc:
         if throttle is not None:
-            throttle.failed(login, address)
+            await throttle.failed(login, address)
         raise ChallengeUnauthorized(exc.message, challenge(request)) from exc
     if throttle is not None:
-        throttle.succeeded(login, address)
+        await throttle.succeeded(login, address)
     request.state.principal = principal
     return principal
 

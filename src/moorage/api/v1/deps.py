@@ -96,15 +96,15 @@ async def get_principal(request: Request) -> Principal:
     throttle = login_throttle(request) if login is not None else None
     address = client_address(request)
     if throttle is not None:
-        throttle.check(login, address)
+        await throttle.check(login, address)
     try:
         principal = await access.principal_from_headers(request.headers, audience=None)
     except Unauthorized as exc:
         if throttle is not None:
-            throttle.failed(login, address)
+            await throttle.failed(login, address)
         raise AuthenticationRequired("Invalid credentials") from exc
     if throttle is not None:
-        throttle.succeeded(login, address)
+        await throttle.succeeded(login, address)
     return principal
 
 

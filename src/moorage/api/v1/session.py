@@ -71,12 +71,12 @@ async def signin(
         raise InvalidRequest("Content-Type must be application/json")
     throttle = login_throttle(request)
     address = client_address(request)
-    throttle.check(body.username, address)
+    await throttle.check(body.username, address)
     principal = await accounts.authenticate(body.username, body.password)
     if principal is None:
-        throttle.failed(body.username, address)
+        await throttle.failed(body.username, address)
     else:
-        throttle.succeeded(body.username, address)
+        await throttle.succeeded(body.username, address)
     if principal is None or principal.kind != "user" or principal.account_id is None:
         raise PermissionDenied(BAD_CREDENTIALS, detail={"success": False})
     try:

@@ -11,6 +11,7 @@ from moorage.db.models.account import (
 )
 from moorage.db.models.audit import AuditLog
 from moorage.db.models.blob import Blob, RepositoryBlob
+from moorage.db.models.login_throttle import LoginFailureCounter, LoginTrustedPair
 from moorage.db.models.manifest import Manifest, ManifestBlob, ManifestChild
 from moorage.db.models.mirror import (
     MirrorConfig,
@@ -36,6 +37,8 @@ __all__ = [
     "AuditLog",
     "Blob",
     "DeliveryStatus",
+    "LoginFailureCounter",
+    "LoginTrustedPair",
     "Manifest",
     "ManifestBlob",
     "ManifestChild",
