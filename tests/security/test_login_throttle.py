@@ -14,8 +14,10 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from moorage.db.engine import Database
+from moorage.db.models import LoginFailureCounter, LoginTrustedPair
 from moorage.services.login_throttle import (
     DatabaseState,
     LoginThrottle,
@@ -186,6 +188,27 @@ async def test_api_nodes_share_the_counters(database: Database) -> None:
     await node_b.succeeded("alice", "10.0.0.4")
     await node_a.failed("alice", "10.0.0.1")
     assert await node_b.retry_after("alice", "10.0.0.1") == 0  # the success reset the streak
+
+
+async def test_shared_counters_store_keyed_hashes_of_any_text(database: Database) -> None:
+    """What was typed as a username (NUL, a pasted password, anything) is never stored as is,
+    and PostgreSQL, which refuses NUL in text, takes every key."""
+    clock = FakeClock()
+    state = DatabaseState(database, 900, b"node secret")
+    limiter = LoginThrottle(1, 100, 60, 900, state=state, clock=clock)
+    typed = ["bo\x00b", "correct horse battery staple", "x" * 1000, "\udcff"]
+    for text in typed:
+        await limiter.failed(text, "10.0.0.\x001")
+        assert await limiter.retry_after(text, None) == 1
+    await limiter.succeeded("bo\x00b", "10.0.0.\x001")
+    async with database.transaction(readonly=True) as session:
+        rows = (await session.execute(select(LoginFailureCounter.key))).scalars().all()
+        pairs = (await session.execute(select(LoginTrustedPair.username))).scalars().all()
+    assert len(rows) == 4  # 3 users (the fourth was reset by its success) + 1 address
+    assert len(pairs) == 1
+    assert all(len(key) == 64 and "horse" not in key for key in [*rows, *pairs])
+    other = DatabaseState(database, 900, b"another secret")  # keyed: other nodes' secret
+    assert await other.counters([("ip", "10.0.0.\x001")]) == {}
 
 
 async def test_concurrent_failures_are_all_counted(database: Database) -> None:

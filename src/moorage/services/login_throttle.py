@@ -26,6 +26,8 @@ row locks; a success writes only when it has something to reset or its trust is 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import math
 import time
 from collections import OrderedDict
@@ -113,31 +115,50 @@ class MemoryState:
 
 
 class DatabaseState:
-    """Counters in the database, shared by every node; times are Unix seconds."""
+    """Counters in the database, shared by every node; times are Unix seconds.
+
+    Usernames and addresses are stored as keyed hashes (HMAC-SHA256 with ``secret``, the
+    nodes' shared SECRET_KEY): the table never holds what people typed into a username field
+    (sometimes a password), and any text, NUL included, makes a valid key.
+    """
 
     PURGE_EVERY = 100  # failures between two purges of expired rows (per process)
 
-    def __init__(self, db: Database, window_seconds: float) -> None:
+    def __init__(self, db: Database, window_seconds: float, secret: bytes = b"") -> None:
         self.db = db
         self.window_seconds = window_seconds
+        self.secret = secret
         self._failures_since_purge = 0
 
+    def _hash(self, *parts: str) -> str:
+        text = "\0".join(parts).encode("utf-8", "backslashreplace")
+        return hmac.new(self.secret, text, hashlib.sha256).hexdigest()
+
+    def _stored(self, keys: list[Key]) -> dict[Key, Key]:
+        """Stored key → the caller's key."""
+        return {(kind, self._hash(kind, value)): (kind, value) for kind, value in keys}
+
     async def counters(self, keys: list[Key]) -> dict[Key, Counter]:
+        stored = self._stored(keys)
         async with self.db.transaction(readonly=True) as session:
-            rows = await LoginThrottleQueries(session).counters(keys)
-        return {(row.kind, row.key): _counter(row) for row in rows}
+            rows = await LoginThrottleQueries(session).counters(list(stored))
+        return {stored[(row.kind, row.key)]: _counter(row) for row in rows}
 
     async def trusted_since(self, user: str, address: str) -> float | None:
         async with self.db.transaction(readonly=True) as session:
-            return await LoginThrottleQueries(session).trusted_since(user, address)
+            return await LoginThrottleQueries(session).trusted_since(*self._pair(user, address))
+
+    def _pair(self, user: str, address: str) -> tuple[str, str]:
+        return self._hash("user", user), self._hash("ip", address)
 
     async def add_failures(self, keys: list[Key], update: Update, now: float) -> None:
-        ordered = sorted(keys)  # one lock order on every node: no deadlocks
+        stored = self._stored(keys)
+        ordered = sorted(stored)  # one lock order on every node: no deadlocks
         async with self.db.transaction() as session:
             queries = LoginThrottleQueries(session)
             await queries.ensure_counters(ordered)
             for row in await queries.counters(ordered, lock=True):
-                key = (row.kind, row.key)
+                key = stored[(row.kind, row.key)]
                 previous = _counter(row) if row.failures else None
                 counter = update(key, previous)
                 row.failures = counter.failures
@@ -149,20 +170,22 @@ class DatabaseState:
                 await queries.purge(now, self.window_seconds)
 
     async def succeeded(self, user: Key, pair: tuple[str, str] | None, now: float) -> None:
+        (user_row,) = self._stored([user])
+        trusted = self._pair(*pair) if pair is not None else None
         async with self.db.transaction(readonly=True) as session:
             queries = LoginThrottleQueries(session)
-            has_counter = bool(await queries.counters([user]))
-            since = await queries.trusted_since(*pair) if pair is not None else None
+            has_counter = bool(await queries.counters([user_row]))
+            since = await queries.trusted_since(*trusted) if trusted is not None else None
         # Trust is renewed once it is half a window old, not on every login.
-        renew = pair is not None and (since is None or now - since > self.window_seconds / 2)
+        renew = trusted is not None and (since is None or now - since > self.window_seconds / 2)
         if not has_counter and not renew:
             return
         async with self.db.transaction() as session:
             queries = LoginThrottleQueries(session)
             if has_counter:
-                await queries.delete_counter(user)
-            if renew and pair is not None:
-                await queries.trust(*pair, now)
+                await queries.delete_counter(user_row)
+            if renew and trusted is not None:
+                await queries.trust(*trusted, now)
 
 
 def _counter(row: Any) -> Counter:
@@ -204,7 +227,9 @@ class LoginThrottle:
         )
         if shared and db is not None:
             # Wall-clock time: the nodes compare each other's timestamps.
-            return cls(*limits, state=DatabaseState(db, window), clock=time.time)
+            secret = settings.secret("SECRET_KEY").encode()
+            state = DatabaseState(db, window, secret)
+            return cls(*limits, state=state, clock=time.time)
         return cls(*limits)
 
     @property

@@ -1,6 +1,7 @@
 """Failed-login counters shared by every API node (LOGIN_THROTTLE_SHARED).
 
-Times are Unix seconds (float): every node compares them with its own wall clock.
+Times are Unix seconds (float): every node compares them with its own wall clock. Usernames and
+addresses are stored as HMAC-SHA256 hex digests (keyed with SECRET_KEY), never as typed.
 """
 
 from __future__ import annotations
