@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ ROBOT_SHORT_RE = re.compile(r"^[a-z][a-z0-9_]{1,254}\Z")
 OAUTH_USER = "$oauthtoken"
 # Compared against when a robot name is unknown: no token hashes to it (64 non-hex characters).
 _NO_ROBOT_HASH = "-" * 64
+# An access token's last_used_at is precise to this many seconds (one write per token at most).
+TOKEN_TOUCH_SECONDS = 60
 
 # Returns True when a robot is used by something that forbids deleting it (a mirror).
 RobotInUse = Callable[[AsyncSession, int], Awaitable[bool]]
@@ -103,16 +106,23 @@ class AccountService:
         return None
 
     async def authenticate_token(self, token: str) -> Principal | None:
-        async with self.db.transaction() as session:
-            queries = AccountQueries(session)
-            found = await queries.token_by_hash(token_hash(token))
+        """The token's principal, or None. A read; ``last_used_at`` is written at most once per
+        TOKEN_TOUCH_SECONDS per token, so authenticated requests do not queue for the
+        database's writer (SQLite has one) just to record the time."""
+        now = utcnow()
+        async with self.db.transaction(readonly=True) as session:
+            found = await AccountQueries(session).token_by_hash(token_hash(token))
             if found is None:
                 return None
             row, account = found
-            if not account.enabled or (row.expires_at and row.expires_at < utcnow()):
+            if not account.enabled or (row.expires_at and row.expires_at < now):
                 return None
-            await queries.touch_token(row.id)
-            return self.principal_for(account, frozenset(row.scopes))
+            principal = self.principal_for(account, frozenset(row.scopes))
+        stale = now - dt.timedelta(seconds=TOKEN_TOUCH_SECONDS)
+        if row.last_used_at is None or row.last_used_at < stale:
+            async with self.db.transaction() as session:
+                await AccountQueries(session).touch_token(row.id, now, older_than=stale)
+        return principal
 
     # --- users and organizations ---------------------------------------------------------
     async def create_user(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from moorage.db.base import utcnow
@@ -145,9 +145,18 @@ class AccountQueries:
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    async def touch_token(self, token_id: int, when: dt.datetime | None = None) -> None:
-        await self.session.execute(
-            update(AccessToken)
-            .where(AccessToken.id == token_id)
-            .values(last_used_at=when or utcnow())
-        )
+    async def touch_token(
+        self,
+        token_id: int,
+        when: dt.datetime | None = None,
+        *,
+        older_than: dt.datetime | None = None,
+    ) -> None:
+        """Set ``last_used_at``; with ``older_than``, only if it is unset or older than that
+        (another node may have touched it since it was read)."""
+        stmt = update(AccessToken).where(AccessToken.id == token_id)
+        if older_than is not None:
+            stmt = stmt.where(
+                or_(AccessToken.last_used_at.is_(None), AccessToken.last_used_at < older_than)
+            )
+        await self.session.execute(stmt.values(last_used_at=when or utcnow()))
