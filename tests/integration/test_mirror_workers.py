@@ -7,6 +7,7 @@ busy long enough to kill a worker in the middle of one, or to make two workers o
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import random
@@ -54,13 +55,12 @@ async def api_only_moorage(
     base_config: dict[str, Any], database: Database, tmp_path: Path, **overrides: Any
 ) -> AsyncIterator[tuple[ServerHandle, httpx.AsyncClient]]:
     """`moorage serve` without a worker, and an API client authenticated as admin."""
-    config = mirror_config(
-        base_config,
-        REPO_MIRROR_WORKER=False,
-        REPO_MIRROR_LEASE_SECONDS=10,
-        REPO_MIRROR_INTERVAL=1,
-        **overrides,
-    )
+    defaults = {
+        "REPO_MIRROR_WORKER": False,
+        "REPO_MIRROR_LEASE_SECONDS": 10,
+        "REPO_MIRROR_INTERVAL": 1,
+    }
+    config = mirror_config(base_config, **{**defaults, **overrides})
     load_settings(None, **config)  # writes the DATA_DIR secrets before any process starts
     headers = await bootstrap_accounts(AccountService(database, []))
     with run_moorage(config, tmp_path / "moorage") as server:
@@ -203,3 +203,33 @@ async def test_two_workers_never_run_one_mirror_twice(
     report = await consistency(base_config, database)
     assert report.problems == []
     assert report.tags == 6
+
+
+@pytest.mark.parametrize("backend", ["postgres-s3"], indirect=True)
+async def test_sync_now_wakes_a_separate_worker_at_once(
+    clients: Clients,
+    base_config: dict[str, Any],
+    database: Database,
+    tmp_path: Path,
+    docker_registry_binary: str,
+) -> None:
+    """On PostgreSQL a sync-now sent to an API node wakes a `moorage worker` through
+    LISTEN/NOTIFY: the sync starts within seconds, not at the worker's next poll (an hour)."""
+    layout = tmp_path / "layout"
+    write_image(layout, "v1", layer_sizes=(20_000,), rng=random.Random(53))
+    with run_docker_registry(tmp_path) as upstream:
+        push_upstream(clients, upstream, layout, "v1", "library/wake", tag="v1")
+        hourly = {"REPO_MIRROR_INTERVAL": 3600}
+        async with api_only_moorage(base_config, database, tmp_path, **hourly) as (server, client):
+            await create_mirror(client, f"{upstream.host}/library/wake", "wake", ["v1"])
+            with run_worker_process(server.config_path, tmp_path / "worker.log"):
+                await asyncio.sleep(1)  # past its first poll: only a notification wakes it now
+                for attempt in range(2):  # twice: the listener stays up after a wake-up
+                    runs = await list_runs(client, "wake")
+                    started = time.monotonic()
+                    await sync_now(client, "wake")
+                    after = runs[0]["id"] if runs else 0
+                    body = await wait_finished(client, "wake", after_run=after, timeout=15)
+                    assert body["sync_status"] == "SUCCESS", (attempt, body)
+                    assert time.monotonic() - started < 15
+            assert await local_tags(client, "wake") == ["v1"]

@@ -16,7 +16,9 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
+from moorage.db.listen import listen
 from moorage.db.models import SyncStatus
+from moorage.db.models.mirror import MIRRORS_DUE
 from moorage.mirror import errors as e
 from moorage.mirror.scheduler import Claim, Outcome, Scheduler
 from moorage.mirror.sync import MirrorSync, Progress, SyncEnvironment
@@ -58,6 +60,8 @@ class MirrorWorker:
     async def run(self, stop: asyncio.Event) -> None:
         log.info("mirror worker %s started (poll every %ss)", self.owner, self.interval)
         self.metrics.workers_active.set(1)
+        # On PostgreSQL a sync-now committed by any process wakes this worker at once.
+        listener = asyncio.create_task(listen(self.env.db, MIRRORS_DUE, self.wake, stop))
         try:
             while not stop.is_set():
                 await self.poll_once()
@@ -72,6 +76,8 @@ class MirrorWorker:
                 for waiter in waiters:
                     waiter.cancel()
         finally:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
             await self.shutdown()
             self.metrics.workers_active.set(0)
 

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from moorage.auth.crypto import DecryptionFailure, FieldCipher
 from moorage.db.engine import Database
+from moorage.db.listen import notify
 from moorage.db.models import (
     MirrorConfig,
     MirrorRun,
@@ -24,7 +25,7 @@ from moorage.db.models import (
     RepositoryState,
     SyncStatus,
 )
-from moorage.db.models.mirror import MAX_SYNC_RETRIES, new_txn
+from moorage.db.models.mirror import MAX_SYNC_RETRIES, MIRRORS_DUE, new_txn
 from moorage.db.queries.accounts import AccountQueries
 from moorage.db.queries.mirrors import MirrorQueries
 from moorage.db.queries.repositories import RepositoryQueries
@@ -333,6 +334,7 @@ class MirrorService:
             config.sync_retries_remaining = max(config.sync_retries_remaining, 1)
             config.sync_transaction_id = new_txn()
             self._log_change(session, actor, repo, "sync_status", "SYNC_NOW")
+            await notify(session, MIRRORS_DUE)  # workers in other processes (PostgreSQL)
         if self.on_sync_now is not None:
             self.on_sync_now()
 

@@ -36,6 +36,8 @@ class RunStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+# PostgreSQL NOTIFY channel: a mirror became due now (sync-now); workers LISTEN on it.
+MIRRORS_DUE = "moorage_mirrors_due"
 MAX_SYNC_RETRIES = 3
 RULE_KIND_TAG_GLOB_CSV = "tag_glob_csv"
 
