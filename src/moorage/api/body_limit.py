@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from moorage.api.errors import problem
 
-_EXEMPT_PREFIXES = ("/v2/", "/v2")
+_EXEMPT_PREFIX = "/v2"  # /v2 and /v2/...
 
 
 class BodyLimitMiddleware:
@@ -23,7 +23,7 @@ class BodyLimitMiddleware:
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or str(scope.get("path", "")).startswith(_EXEMPT_PREFIXES):
+        if scope["type"] != "http" or str(scope.get("path", "")).startswith(_EXEMPT_PREFIX):
             await self.app(scope, receive, send)
             return
         declared = _content_length(scope)

@@ -25,7 +25,6 @@ import json
 import logging
 import ssl
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import httpx
@@ -270,7 +269,7 @@ class NotificationDeliverer:
         }
         started = time.monotonic()
         try:
-            async with self._timed(), asyncio.timeout(self.timeout):
+            async with asyncio.timeout(self.timeout):
                 parts = parse_webhook_url(url)
                 await check_webhook_host(self.ssrf, parts)  # again: DNS answers change
                 # Streamed and never read: a receiver's answer body cannot fill our memory.
@@ -283,18 +282,12 @@ class NotificationDeliverer:
         except httpx.HTTPError as exc:
             # The class only: httpx messages may quote the URL.
             raise AttemptFailed(exc.__class__.__name__) from None
-        if not 200 <= status < 300:
-            raise AttemptFailed(f"HTTP {status}")
-        log.debug("webhook answered %d in %.2fs", status, time.monotonic() - started)
-
-    @contextlib.asynccontextmanager
-    async def _timed(self) -> AsyncIterator[None]:
-        started = time.monotonic()
-        try:
-            yield
         finally:
             if self.metrics is not None:
                 self.metrics.attempt_duration.observe(time.monotonic() - started)
+        if not 200 <= status < 300:
+            raise AttemptFailed(f"HTTP {status}")
+        log.debug("webhook answered %d in %.2fs", status, time.monotonic() - started)
 
     def _count(self, event: str, outcome: str) -> None:
         if self.metrics is not None:
